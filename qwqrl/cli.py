@@ -1,0 +1,42 @@
+"""The `qwqrl` command line. Each subcommand lives in the module that does the work.
+
+Exit codes: 0 ok, 2 a user error (the message says what and where), 1 an internal error.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from qwqrl import __version__
+from qwqrl.errors import UserError
+
+# Modules exposing `add_parser(subparsers)`; each sets `func` on its parser.
+COMMANDS = [
+    "qwqrl.recipe_cmd",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qwqrl", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"qwqrl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(name).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
