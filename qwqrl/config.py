@@ -1,0 +1,332 @@
+"""The recipe schema: one YAML file describes a whole run, validated before anything loads.
+
+A recipe names the starting model and tokenizer, then an ordered list of stages: an optional
+`sft` cold start, then `rl` stages (QwQ: stage one with math + code rewards, stage two with a
+general reward model + rule-based verifiers). Every field carries a help text; `qwqrl recipe
+check --explain` prints them. Unknown keys are errors, so a typo never silently runs defaults.
+Loading, overrides and error messages live in `qwqrl.recipe`.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+TASKS = ("math", "code", "ifeval", "general")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------- model
+
+
+class TinyModel(Strict):
+    preset: Literal["tiny", "0.5b", "1.5b"] = Field(
+        "tiny", description="Qwen2 shape from qwqrl.tiny.QWEN2_PRESETS, randomly initialised.")
+    seed: int = Field(0, description="Initialisation seed.")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="Qwen2Config fields that replace the preset's.")
+
+
+class RopeScaling(Strict):
+    rope_type: Literal["yarn", "linear", "dynamic"] = Field(
+        "yarn", description="YaRN is what Qwen recommends for inputs beyond 32k tokens.")
+    factor: float = Field(4.0, gt=1.0, description="Context extension factor (4.0: 32k -> 128k).")
+    original_max_position_embeddings: int = Field(32768, gt=0)
+
+
+class Lora(Strict):
+    r: int = Field(16, gt=0, description="LoRA rank.")
+    alpha: int = Field(32, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Module names to adapt, or all linear layers.")
+
+
+class ModelConfig(Strict):
+    path: str | None = Field(
+        None, description="Hub id or local directory of the starting (cold-start) checkpoint.")
+    tiny: TinyModel | None = Field(
+        None, description="Build a random Qwen2 locally instead of loading one (demo, tests).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: bfloat16 on GPU, float32 on CPU.")
+    attn_implementation: str | None = Field(None, description="e.g. flash_attention_2, sdpa.")
+    rope_scaling: RopeScaling | None = Field(None, description="Long-context rope scaling (YaRN).")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for activation memory.")
+    lora: Lora | None = Field(None, description="Train LoRA adapters instead of all weights.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelConfig:
+        if (self.path is None) == (self.tiny is None):
+            raise ValueError("set exactly one of `path` (a checkpoint) or `tiny` (a local builder)")
+        return self
+
+
+class TokenizerConfig(Strict):
+    path: str | None = Field(None, description="Defaults to the model's tokenizer.")
+    chat_template: str = Field(
+        "qwq", description="`qwq`: ChatML with the generation prompt opening `<think>\\n`; "
+                           "`model`: keep the tokenizer's own; anything else: a Jinja template.")
+    system_prompt: str | None = Field(None, description="Prepended as a system turn if set.")
+
+
+# ----------------------------------------------------------------------------------------- data
+
+
+class DataSource(Strict):
+    path: str | None = Field(None, description="Local .jsonl/.json/.parquet file of records.")
+    hub: str | None = Field(None, description="A `datasets` id, loaded with `options` as kwargs.")
+    synthetic: Literal["arithmetic", "word_problems", "code", "ifeval", "general"] | None = Field(
+        None, description="A built-in generator (qwqrl.data.synthetic), for demos and tests.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="load_dataset kwargs, or the generator's (n, seed).")
+    task: Literal["math", "code", "ifeval", "general"] | None = Field(
+        None, description="Sets each record's `task` (otherwise the records carry it).")
+    weight: float = Field(1.0, gt=0.0, description="Share of the mixture, relative to siblings.")
+    limit: int | None = Field(None, gt=0, description="Use at most this many records.")
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> DataSource:
+        given = [k for k in ("path", "hub", "synthetic") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"set exactly one of `path`, `hub`, `synthetic` (found {given or 'none'})")
+        return self
+
+
+class DataConfig(Strict):
+    train: list[DataSource] = Field(min_length=1, description="The training mixture.")
+    replay_previous: float = Field(
+        0.2, ge=0.0, lt=1.0,
+        description="RL stages after the first: share of prompts drawn from the previous RL "
+                    "stage's mixture, so math and code do not regress during stage two.")
+
+
+# -------------------------------------------------------------------------------------- rewards
+
+
+class Reward(Strict):
+    weight: float = Field(1.0, description="Multiplies this verifier's score in the reward sum.")
+
+
+class MathReward(Reward):
+    timeout_s: float = Field(5.0, gt=0, description="Hard wall-clock limit per record.")
+
+
+class CodeReward(Reward):
+    urls: list[str] = Field(
+        default_factory=list,
+        description="Sandbox replicas; empty: $QWQRL_SANDBOX_URL, else a local server.")
+    all_or_nothing: bool = Field(False, description="Reward 1 only if every test passes.")
+    timeout_s: float = Field(60.0, gt=0, description="Client timeout per request.")
+
+
+class IFEvalReward(Reward):
+    mode: Literal["strict", "loose"] = Field("strict", description="IFEval's strict or loose check.")
+
+
+class GeneralReward(Reward):
+    path: str | None = Field(None, description="Sequence-classification reward model to load.")
+    url: str | None = Field(None, description="A `qwqrl rm serve` endpoint instead of a local RM.")
+    device: str | None = Field(None, description="Device for a local RM (default: the trainer's).")
+    batch_size: int = Field(16, gt=0)
+    normalize: Literal["none", "zscore", "sigmoid"] = Field("sigmoid")
+
+    @model_validator(mode="after")
+    def _one_place(self) -> GeneralReward:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("set exactly one of `path` (a local reward model) or `url` (a server)")
+        return self
+
+
+class FormatReward(Reward):
+    pass
+
+
+class OverlongReward(Reward):
+    max_length: int | None = Field(None, gt=0, description="Default: generation.max_new_tokens.")
+    buffer: int = Field(256, gt=0, description="DAPO soft overlong buffer, in tokens.")
+
+
+class RewardsConfig(Strict):
+    math: MathReward | None = Field(None, description="Math accuracy on the final answer.")
+    code: CodeReward | None = Field(None, description="Code executed against the record's tests.")
+    ifeval: IFEvalReward | None = Field(None, description="Rule-based instruction following.")
+    general: GeneralReward | None = Field(None, description="A general reward model.")
+    format: FormatReward | None = Field(None, description="One closed think block, then an answer.")
+    overlong: OverlongReward | None = Field(None, description="Soft penalty near max length.")
+
+    def enabled(self) -> dict[str, Reward]:
+        return {k: v for k, v in self if v is not None}
+
+
+# ------------------------------------------------------------------------------------ algorithm
+
+
+class KLConfig(Strict):
+    beta: float = Field(0.0, ge=0.0, description="0 disables KL and loads no reference model.")
+    estimator: Literal["k1", "k2", "k3"] = Field("k3", description="Schulman's KL estimators.")
+    mode: Literal["loss", "reward"] = Field(
+        "loss", description="A loss term (GRPO) or a per-token reward penalty (PPO).")
+
+
+class DynamicSampling(Strict):
+    enabled: bool = Field(False, description="DAPO: refill the batch after dropping groups.")
+    max_rounds: int = Field(3, ge=1, description="Cap on extra generation rounds per step.")
+
+
+class AlgorithmConfig(Strict):
+    name: Literal["grpo", "dr_grpo", "rloo", "ppo"] = Field("grpo")
+    num_generations: int = Field(8, ge=1, description="Samples per prompt (the group size G).")
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="GRPO advantage scaling; `none` is Dr.GRPO.")
+    epsilon_low: float = Field(0.2, gt=0.0, description="Lower clip range of the ratio.")
+    epsilon_high: float = Field(0.28, gt=0.0, description="DAPO clip-higher upper range.")
+    dual_clip: float | None = Field(None, gt=1.0, description="Dual-clip bound for A < 0.")
+    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = Field(
+        "token-mean", description="How token losses become one number.")
+    kl: KLConfig = Field(default_factory=KLConfig)
+    filter_zero_std: bool = Field(True, description="Drop groups whose rewards are all equal.")
+    dynamic_sampling: DynamicSampling = Field(default_factory=DynamicSampling)
+    mask_truncated: bool = Field(False, description="Overlong filtering: no loss on truncated.")
+    epochs: int = Field(1, ge=1, description="Update epochs per batch (importance ratios).")
+    tis_cap: float | None = Field(
+        2.0, gt=0.0, description="Truncated importance sampling cap for generator/learner mismatch.")
+    gamma: float = Field(1.0, ge=0.0, le=1.0, description="PPO discount.")
+    lam: float = Field(1.0, ge=0.0, le=1.0, description="PPO GAE lambda.")
+    value_clip: float = Field(0.2, gt=0.0, description="PPO value clipping range.")
+    critic_lr: float = Field(1e-5, gt=0.0, description="PPO critic learning rate.")
+
+    @model_validator(mode="after")
+    def _group_size(self) -> AlgorithmConfig:
+        if self.name in ("grpo", "dr_grpo", "rloo") and self.num_generations < 2:
+            raise ValueError(f"{self.name} compares samples within a group: num_generations >= 2")
+        return self
+
+
+# ----------------------------------------------------------------------------------- generation
+
+
+class VLLMConfig(Strict):
+    tensor_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float = Field(0.3, gt=0.0, le=1.0)
+    enable_sleep_mode: bool = Field(True, description="Free vLLM memory during updates.")
+    max_model_len: int | None = Field(None, gt=0)
+
+
+class GenerationConfig(Strict):
+    backend: Literal["hf", "vllm"] = Field("hf", description="Rollout engine.")
+    temperature: float = Field(0.6, ge=0.0, description="QwQ guide: 0.6.")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="QwQ guide: 0.95.")
+    top_k: int = Field(20, ge=0, description="QwQ guide: 20-40; 0 disables.")
+    max_new_tokens: int = Field(1024, gt=0)
+    max_prompt_tokens: int | None = Field(None, gt=0, description="Longer prompts are skipped.")
+    batch_size: int = Field(64, gt=0, description="HF backend: sequences per generate call.")
+    vllm: VLLMConfig = Field(default_factory=VLLMConfig)
+
+
+# -------------------------------------------------------------------------------------- trainer
+
+
+class TrainerConfig(Strict):
+    lr: float = Field(1e-6, gt=0.0, description="Peak learning rate.")
+    warmup_steps: int = Field(0, ge=0)
+    schedule: Literal["constant", "cosine", "linear"] = Field("constant", description="After warmup.")
+    max_steps: int = Field(100, ge=1, description="Optimizer steps in this stage.")
+    batch_size: int = Field(
+        8, ge=1, description="SFT: sequences per step. RL: prompts per step (x num_generations).")
+    micro_batch_size: int = Field(8, ge=1, description="Sequences per forward/backward.")
+    micro_batch_tokens: int | None = Field(
+        None, gt=0, description="Pack micro-batches by token budget instead of a fixed count.")
+    grad_clip: float = Field(1.0, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    zero_stage: Literal[0, 1, 2, 3] = Field(0, description="DeepSpeed ZeRO stage.")
+    offload: bool = Field(False, description="ZeRO-3 optimizer/params offload to CPU.")
+    deepspeed: dict[str, Any] = Field(
+        default_factory=dict, description="Extra DeepSpeed config merged over the generated one.")
+    eval_every: int = Field(0, ge=0, description="Evaluate every N steps (0: only at stage ends).")
+
+
+class CheckpointConfig(Strict):
+    every: int = Field(0, ge=0, description="Save every N steps; 0 saves only at the stage end.")
+    keep: int = Field(2, ge=1, description="Keep the last K step checkpoints.")
+
+
+class StopAt(Strict):
+    metric: str = Field(description="An eval metric, e.g. `pass_rate/math`.")
+    threshold: float = Field(description="Stop the stage once the metric reaches this.")
+
+
+class StageBase(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Folder name under checkpoints/.")
+    init_from: str = Field(
+        "previous", description="`previous`: the last stage's final weights; or a checkpoint path.")
+    data: DataConfig
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+
+
+class SFTStage(StageBase):
+    kind: Literal["sft"]
+    max_length: int = Field(1024, gt=0, description="Prompt + completion tokens; longer are cut.")
+    stop_at: StopAt | None = Field(None, description="Early stop on a held-out metric.")
+
+
+class RLStage(StageBase):
+    kind: Literal["rl"]
+    rewards: RewardsConfig
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+
+    @model_validator(mode="after")
+    def _has_reward(self) -> RLStage:
+        if not self.rewards.enabled():
+            raise ValueError("an rl stage needs at least one reward under `rewards`")
+        return self
+
+
+Stage = Annotated[Union[SFTStage, RLStage], Field(discriminator="kind")]
+
+
+# ------------------------------------------------------------------------------------- the run
+
+
+class EvalConfig(Strict):
+    sets: list[DataSource] = Field(
+        default_factory=list, description="Held-out sets, evaluated before and after every stage.")
+    samples: int = Field(1, ge=1, description="Samples per prompt (avg@k).")
+    temperature: float = Field(0.0, ge=0.0, description="0: greedy.")
+    max_new_tokens: int | None = Field(None, gt=0, description="Default: the stage's.")
+
+
+class WandbConfig(Strict):
+    project: str = Field("qwqrl")
+    entity: str | None = None
+    mode: Literal["online", "offline", "disabled"] = Field(
+        "offline", description="offline needs no account; `wandb sync` uploads later.")
+
+
+class LoggingConfig(Strict):
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
+    log_every: int = Field(1, ge=1)
+    samples_every: int = Field(10, ge=1, description="Write sample completions every N steps.")
+
+
+class Recipe(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Run name; runs/<name>/.")
+    seed: int = Field(0)
+    output_dir: str | None = Field(None, description="Default: runs/<name>.")
+    model: ModelConfig
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    stages: list[Stage] = Field(min_length=1)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="after")
+    def _unique_stage_names(self) -> Recipe:
+        names = [s.name for s in self.stages]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"stage names must be unique; repeated: {dupes}")
+        return self
