@@ -1,0 +1,81 @@
+"""Shaping a rollout batch before the update: which sequences and tokens the loss may see.
+
+  - Masked samples: a reward of None (verifier error, sandbox timeout) is not a 0 reward. It is
+    carried as NaN, excluded from advantage statistics (`advantages`) and from the loss here.
+  - Zero-variance groups: if every completion of a prompt gets the same reward, the group-relative
+    advantage is 0 and the group only dilutes the batch (DAPO, Yu et al. 2025, §3.2).
+  - Dynamic sampling (DAPO §3.2): keep sampling prompts until the batch holds enough groups with
+    reward spread, then drop the surplus.
+  - Overlong filtering (DAPO §3.4): a completion cut off at the length limit has no real outcome;
+    mask its tokens out of the loss instead of punishing a possibly-correct chain of thought.
+"""
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+
+from qwqrl.algorithms.advantages import valid_rewards
+
+
+def rewards_tensor(rewards: Sequence[float | None], device: torch.device | str | None = None) -> torch.Tensor:
+    """Python rewards (B,) with None for masked samples -> float32 tensor (B,) with NaN for None."""
+    return torch.tensor([float("nan") if r is None else float(r) for r in rewards], dtype=torch.float32,
+                        device=device)
+
+
+def nonzero_variance_mask(rewards: torch.Tensor, group_size: int, valid: torch.Tensor | None = None,
+                          atol: float = 0.0) -> torch.Tensor:
+    """Keep mask (B,) bool: True for sequences whose group's valid rewards differ by more than atol.
+
+    rewards: (B,) with B = N * G (groups contiguous, NaN = masked); valid: (B,) bool or None.
+    A group with fewer than two valid rewards has no spread and is dropped. Masked samples of a
+    kept group stay True here; `loss_mask` removes them from the loss.
+    """
+    rewards, is_valid = valid_rewards(rewards, valid)
+    r, m = rewards.view(-1, group_size), is_valid.view(-1, group_size)
+    high = torch.where(m, r, -torch.inf).max(-1).values
+    low = torch.where(m, r, torch.inf).min(-1).values
+    keep = (m.sum(-1) >= 2) & (high - low > atol)
+    return keep.repeat_interleave(group_size)
+
+
+class DynamicSamplingDecision(NamedTuple):
+    """keep: indices of the groups to train on (at most target_groups, in order);
+    missing: how many more informative groups the batch still needs (0 = batch is full)."""
+
+    keep: list[int]
+    missing: int
+
+
+def dynamic_sampling(group_rewards: Sequence[Sequence[float | None]], target_groups: int,
+                     atol: float = 0.0) -> DynamicSamplingDecision:
+    """DAPO dynamic sampling over the groups gathered so far.
+
+    group_rewards: N groups, each the G rewards of one prompt's completions (None = masked).
+    A group is informative if at least two valid rewards differ by more than atol. Returns the
+    first `target_groups` informative groups and how many are still missing; the trainer samples
+    more prompts while `missing > 0` (up to its own retry limit) and calls this again on the union.
+    """
+    keep = []
+    for i, rewards in enumerate(group_rewards):
+        scored = [r for r in rewards if r is not None]
+        if len(scored) >= 2 and max(scored) - min(scored) > atol:
+            keep.append(i)
+    keep = keep[:target_groups]
+    return DynamicSamplingDecision(keep=keep, missing=target_groups - len(keep))
+
+
+def loss_mask(completion_mask: torch.Tensor, valid: torch.Tensor | None = None,
+              truncated: torch.Tensor | None = None) -> torch.Tensor:
+    """The token mask the losses aggregate over: completion_mask (B, T) with whole rows zeroed.
+
+    valid: (B,) bool, False for masked samples (reward None); truncated: (B,) bool, True for
+    completions cut off at the length limit (overlong filtering). Returns (B, T) float 0/1.
+    """
+    keep = torch.ones(completion_mask.shape[0], dtype=torch.bool, device=completion_mask.device)
+    if valid is not None:
+        keep = keep & valid.bool()
+    if truncated is not None:
+        keep = keep & ~truncated.bool()
+    return completion_mask.float() * keep.unsqueeze(-1)
