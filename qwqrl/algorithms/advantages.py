@@ -36,7 +36,8 @@ def valid_rewards(rewards: torch.Tensor, valid: torch.Tensor | None = None) -> t
     return torch.where(is_valid, rewards, torch.zeros_like(rewards)), is_valid
 
 
-def _grouped(rewards: torch.Tensor, valid: torch.Tensor | None, group_size: int):
+def _grouped(rewards: torch.Tensor, valid: torch.Tensor | None,
+             group_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(B,) rewards -> (N, G) rewards with masked entries 0, (N, G) float valid mask, (N, 1) counts."""
     if rewards.ndim != 1 or rewards.numel() % group_size:
         raise ValueError(f"rewards must be (B,) with B a multiple of group_size={group_size}, got {tuple(rewards.shape)}")

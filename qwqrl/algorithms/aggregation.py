@@ -1,6 +1,6 @@
 """Reducing a (B, T) per-token loss to the scalar that is back-propagated.
 
-The choice changes which tokens weigh most (DAPO §3.3, Dr.GRPO §3.1):
+The choice changes which tokens weigh most (DAPO §3.3; Dr.GRPO):
   token-mean               sum(l * m) / sum(m): every token equal (DAPO, verl's default).
   seq-mean-token-sum       mean over sequences of sum(l * m): long sequences weigh more.
   seq-mean-token-mean      mean over sequences of each sequence's token mean (original GRPO):
