@@ -1,0 +1,280 @@
+"""Load one data source into validated records, or say exactly which record is wrong and why.
+
+A source is a local file (`.jsonl`, `.json`, `.parquet`), a `datasets` hub id, or a built-in
+generator (`qwqrl.data.synthetic`). Every record is checked against the record contract in
+DESIGN.md before training starts, because a missing `answer` found at step 900 costs a run; the
+error names the file and line (`data/math.jsonl:17: field "answer" is required for task "math"`).
+JSONL is read line by line here rather than through `datasets` so bad JSON gets a line number too.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from qwqrl.config import TASKS, DataSource
+from qwqrl.errors import UserError
+from qwqrl.recipe import resolve_data_path
+
+ROLES = ("system", "user", "assistant")
+MAX_REPORTED = 10  # errors listed per source; the rest are counted
+
+Problem = str  # "field ...: what was expected", without the location
+
+
+def load_source(src: DataSource, base: Path) -> list[dict]:
+    """Read `src` (relative paths: working directory, then `base`), apply `task` and `limit`,
+    validate every record and give each a stable `id` if it has none."""
+    name, located = _read(src, base)
+    if src.limit is not None:
+        located = located[: src.limit]
+    if not located:
+        raise UserError(f"{name}: no records")
+    records, errors = [], []
+    for index, (where, record) in enumerate(located):
+        if not isinstance(record, dict):
+            errors.append(f"{where}: a record is a JSON object, found {type(record).__name__}")
+            continue
+        if src.task is not None:
+            record["task"] = src.task
+        errors.extend(f"{where}: {p}" for p in validate_record(record))
+        if record.get("id") is None:
+            record["id"] = f"{name}#{index}"
+        records.append(record)
+    if errors:
+        shown = errors[:MAX_REPORTED]
+        more = len(errors) - len(shown)
+        raise UserError("\n".join(shown) + (f"\n... and {more} more problems" if more else ""))
+    return records
+
+
+def validate_record(record: dict[str, Any]) -> list[Problem]:
+    """Problems with one record against the contract; empty when it is valid."""
+    task = record.get("task")
+    if task is None:
+        return ['field "task" is required (or set `task` on the data source)']
+    if task not in TASKS:
+        return [f'field "task" must be one of {", ".join(TASKS)} (found {task!r})']
+    problems = _check_prompt(record.get("prompt"))
+    for key in ("completion", "language"):
+        if record.get(key) is not None and not isinstance(record[key], str):
+            problems.append(f'field "{key}" must be a string (found {_kind(record[key])})')
+    if record.get("id") is not None and not isinstance(record["id"], (str, int)):
+        problems.append(f'field "id" must be a string or an integer (found {_kind(record["id"])})')
+    return problems + TASK_CHECKS[task](record)
+
+
+# ------------------------------------------------------------------------------------- reading
+
+
+def _read(src: DataSource, base: Path) -> tuple[str, list[tuple[str, Any]]]:
+    """The source's display name and its raw records, each with where it came from."""
+    if src.path is not None:
+        path = resolve_data_path(src.path, base)
+        if path is None:
+            raise UserError(f"{src.path}: file not found (looked in {Path.cwd()} and {base.resolve()})")
+        return src.path, READERS.get(path.suffix, _unknown_suffix)(src.path, path)
+    if src.hub is not None:
+        return src.hub, _numbered(src.hub, _read_hub(src.hub, src.options))
+    return _synthetic_name(src), _numbered(_synthetic_name(src), _generate(src))
+
+
+def _read_jsonl(name: str, path: Path) -> list[tuple[str, Any]]:
+    out = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append((f"{name}:{lineno}", json.loads(line)))
+            except json.JSONDecodeError as e:
+                raise UserError(f"{name}:{lineno}: not valid JSON: {e.msg} (column {e.colno})") from None
+    return out
+
+
+def _read_json(name: str, path: Path) -> list[tuple[str, Any]]:
+    """A JSON array of records; many `.json` files on the hub are JSON Lines, so accept those."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return _read_jsonl(name, path)
+    if not isinstance(data, list):
+        raise UserError(f"{name}: expected a JSON array of records (or JSON Lines), "
+                        f"found a JSON {_kind(data)}")
+    return _numbered(name, data)
+
+
+def _read_parquet(name: str, path: Path) -> list[tuple[str, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several types for a corrupt or foreign file
+        raise UserError(f"{name}: cannot read as Parquet: {e}") from None
+    return _numbered(name, table.to_pylist())
+
+
+def _unknown_suffix(name: str, path: Path) -> list[tuple[str, Any]]:
+    raise UserError(f"{name}: unknown data file type {path.suffix!r}; expected one of "
+                    f"{', '.join(READERS)}")
+
+
+READERS: dict[str, Callable[[str, Path], list[tuple[str, Any]]]] = {
+    ".jsonl": _read_jsonl, ".json": _read_json, ".parquet": _read_parquet,
+}
+
+
+def _read_hub(hub_id: str, options: dict[str, Any]) -> list[dict]:
+    import datasets
+
+    loaded = datasets.load_dataset(hub_id, **options)
+    if isinstance(loaded, datasets.DatasetDict):
+        if len(loaded) != 1:
+            raise UserError(f"{hub_id}: has splits {sorted(loaded)}; choose one with "
+                            f"options: {{split: ...}}")
+        loaded = next(iter(loaded.values()))
+    return loaded.to_list()
+
+
+def _generate(src: DataSource) -> list[dict]:
+    from qwqrl.data.synthetic import GENERATORS
+
+    fn = GENERATORS[src.synthetic]
+    options = {"seed": 0, **src.options}
+    try:
+        inspect.signature(fn).bind(**options)
+    except TypeError as e:
+        params = ", ".join(inspect.signature(fn).parameters)
+        raise UserError(f"synthetic {src.synthetic!r}: bad options {src.options} ({e}); "
+                        f"it takes: {params}") from None
+    return fn(**options)
+
+
+def _synthetic_name(src: DataSource) -> str:
+    shown = ",".join(f"{k}={v}" for k, v in sorted(src.options.items()))
+    return f"{src.synthetic}({shown})"
+
+
+def _numbered(name: str, rows: list[Any]) -> list[tuple[str, Any]]:
+    """Locations for sources without lines: 1-based record numbers."""
+    return [(f"{name}: record {i}", row) for i, row in enumerate(rows, 1)]
+
+
+# ---------------------------------------------------------------------------------- validation
+
+
+def _check_prompt(prompt: Any) -> list[Problem]:
+    expected = 'field "prompt" must be a non-empty string or a list of {role, content} messages'
+    if isinstance(prompt, str):
+        return [] if prompt.strip() else [f"{expected} (found an empty string)"]
+    if not isinstance(prompt, list) or not prompt:
+        return [f"{expected} (found {_kind(prompt)})"]
+    for i, message in enumerate(prompt):
+        if not isinstance(message, dict):
+            return [f'field "prompt[{i}]" must be a {{role, content}} message (found {_kind(message)})']
+        if message.get("role") not in ROLES:
+            return [f'field "prompt[{i}].role" must be one of {", ".join(ROLES)} '
+                    f'(found {message.get("role")!r})']
+        if not isinstance(message.get("content"), str):
+            return [f'field "prompt[{i}].content" must be a string (found {_kind(message.get("content"))})']
+    if not any(m["role"] == "user" for m in prompt):
+        return ['field "prompt" needs at least one message with role "user"']
+    return []
+
+
+def _check_math(record: dict[str, Any]) -> list[Problem]:
+    answer = record.get("answer")
+    if answer is None:
+        return ['field "answer" is required for task "math"']
+    if not isinstance(answer, (str, int, float)) or isinstance(answer, bool) or str(answer).strip() == "":
+        return [f'field "answer" must be a non-empty string or a number (found {_kind(answer)})']
+    return []
+
+
+# One entry per test format of the contract: the list fields it needs and their item types.
+TEST_FORMATS: dict[str, dict[str, tuple[type, ...]]] = {
+    "stdio": {"cases": (dict,)},
+    "call": {"cases": (dict,)},
+    "assert": {"asserts": (str,)},
+}
+CASE_KEYS = {"stdio": {"input": str, "output": str}, "call": {"args": list}}
+
+
+def _check_code(record: dict[str, Any]) -> list[Problem]:
+    if record.get("tests") is not None:
+        return _check_tests(record["tests"])
+    if record.get("input_output") is not None:
+        return _check_input_output(record["input_output"])
+    return ['field "tests" (or APPS/TACO "input_output") is required for task "code"']
+
+
+def _check_tests(tests: Any) -> list[Problem]:
+    if not isinstance(tests, dict) or tests.get("type") not in TEST_FORMATS:
+        found = f'"type" {tests.get("type")!r}' if isinstance(tests, dict) else _kind(tests)
+        return [f'field "tests" must be an object with "type" one of {", ".join(TEST_FORMATS)} '
+                f"(found {found})"]
+    kind = tests["type"]
+    if kind == "call" and not isinstance(tests.get("fn_name"), str):
+        return ['field "tests.fn_name" must be a string for "call" tests']
+    for key, item_types in TEST_FORMATS[kind].items():
+        items = tests.get(key)
+        if not isinstance(items, list) or not items:
+            return [f'field "tests.{key}" must be a non-empty list for "{kind}" tests (found {_kind(items)})']
+        for i, item in enumerate(items):
+            if not isinstance(item, item_types):
+                return [f'field "tests.{key}[{i}]" must be a {item_types[0].__name__} (found {_kind(item)})']
+            for name, typ in CASE_KEYS.get(kind, {}).items():
+                if not isinstance(item.get(name), typ):
+                    return [f'field "tests.{key}[{i}].{name}" must be a {typ.__name__} '
+                            f"(found {_kind(item.get(name))})"]
+            if kind == "call" and "expected" not in item:
+                return [f'field "tests.{key}[{i}].expected" is required for "call" tests']
+    return []
+
+
+def _check_input_output(value: Any) -> list[Problem]:
+    """APPS/TACO: a JSON string (or its parsed dict) with equally long `inputs` and `outputs`."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            return [f'field "input_output" is not valid JSON: {e.msg}']
+    if not isinstance(value, dict):
+        return [f'field "input_output" must be a JSON object with "inputs" and "outputs" (found {_kind(value)})']
+    inputs, outputs = value.get("inputs"), value.get("outputs")
+    if not isinstance(inputs, list) or not isinstance(outputs, list) or not inputs:
+        return ['field "input_output" must have non-empty lists "inputs" and "outputs"']
+    if len(inputs) != len(outputs):
+        return [f'field "input_output" has {len(inputs)} inputs but {len(outputs)} outputs']
+    return []
+
+
+def _check_ifeval(record: dict[str, Any]) -> list[Problem]:
+    ids, kwargs = record.get("instruction_id_list"), record.get("kwargs")
+    for key, value, typ in (("instruction_id_list", ids, str), ("kwargs", kwargs, dict)):
+        if value is None:
+            return [f'field "{key}" is required for task "ifeval"']
+        if not isinstance(value, list) or not all(isinstance(v, typ) for v in value):
+            return [f'field "{key}" must be a list of {typ.__name__}s (found {_kind(value)})']
+    if not ids:
+        return ['field "instruction_id_list" must not be empty']
+    if len(ids) != len(kwargs):
+        return [f'field "kwargs" must have one entry per instruction: {len(ids)} instructions, '
+                f"{len(kwargs)} kwargs"]
+    return []
+
+
+TASK_CHECKS: dict[str, Callable[[dict[str, Any]], list[Problem]]] = {
+    "math": _check_math, "code": _check_code, "ifeval": _check_ifeval, "general": lambda r: [],
+}
+
+
+def _kind(value: Any) -> str:
+    """How a wrong value is shown: short values verbatim, others by type."""
+    if isinstance(value, (bool, int, float)) or value is None:
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else f"a string of {len(value)} characters"
+    return {"dict": "an object", "list": "a list"}.get(type(value).__name__, type(value).__name__)

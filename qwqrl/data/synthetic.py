@@ -1,0 +1,274 @@
+"""Built-in data generators for the tiny CPU demo and the tests: nothing is downloaded.
+
+Each generator is `fn(n, seed, **options) -> list[record]`, deterministic in its arguments, and
+every record carries a reference `completion` written as the model should produce it after the
+template's `<think>\\n`: a short reasoning, `</think>`, a blank line, then the answer. The demo
+model is ~1M parameters with a byte-level tokenizer and ~96 new tokens, so prompts stay under
+~45 characters and completions under ~85 bytes, and the reasoning is a mechanical trace a small
+model can learn (the calibration note: a digit-by-digit addition trace is learnable on 2 cores).
+
+Held-out sets: `split="test"` keeps only problems whose operands hash into a fixed tenth of the
+space and `split="train"` only the rest, so train and test never share a problem whatever the
+seeds; `a+b` and `b+a` hash alike.
+"""
+from __future__ import annotations
+
+import operator
+import random
+import zlib
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+from qwqrl.errors import UserError
+from qwqrl.verifiers.base import THINK_CLOSE
+
+Split = Literal["train", "test"]
+TEST_BUCKETS = 10  # one bucket in ten is held out
+MAX_TRIES_PER_RECORD = 1000  # rejection sampling into a split gives up (bad options) after this
+
+
+def reference(reasoning: str, answer: str) -> str:
+    """A completion in the QwQ shape, continuing after the template's `<think>\\n`."""
+    return f"{reasoning}\n</think>\n\n{answer}"
+
+
+# ------------------------------------------------------------------------------------------ math
+
+
+def addition_trace(a: int, b: int) -> str:
+    """Column by column from the units: `8+6=14`, then `7+5+1=13` with the carry, ..."""
+    lines, carry = [], 0
+    for x, y in _columns(a, b):
+        total = x + y + carry
+        lines.append(f"{x}+{y}{'+1' if carry else ''}={total}")
+        carry = total // 10
+    return "\n".join(lines)
+
+
+def subtraction_trace(a: int, b: int) -> str:
+    """For a >= b, column by column: `12-7=5` borrows (the leading 1), `5-2-1=2` repays it."""
+    lines, borrow = [], 0
+    for x, y in _columns(a, b):
+        diff = x - y - borrow
+        lines.append(f"{'1' if diff < 0 else ''}{x}-{y}{'-1' if borrow else ''}={diff % 10}")
+        borrow = int(diff < 0)
+    return "\n".join(lines)
+
+
+def arithmetic(n: int, seed: int, min_digits: int = 1, max_digits: int = 3,
+               split: Split = "train") -> list[dict]:
+    """"What is a+b?" with operands of `min_digits`..`max_digits` digits; gold: the sum."""
+    rng = random.Random(seed)
+    records = []
+    for a, b in _operand_pairs(rng, n, min_digits, max_digits, split, "+"):
+        records.append({
+            "task": "math", "prompt": f"What is {a}+{b}?", "answer": str(a + b),
+            "completion": reference(addition_trace(a, b), f"\\boxed{{{a + b}}}"),
+        })
+    return records
+
+
+NAMES = ("Tom", "Ann", "Sam", "Mia", "Ben", "Zoe", "Max", "Eva")
+ITEMS = ("apples", "pens", "cards", "coins", "books", "eggs", "shells", "stamps")
+STORIES = {"+": "{name} has {a} {item} and gets {b} more. How many?",
+           "-": "{name} has {a} {item} and loses {b}. How many?"}
+
+
+def word_problems(n: int, seed: int, min_digits: int = 1, max_digits: int = 2,
+                  split: Split = "train") -> list[dict]:
+    """Templated gain/loss stories; the reasoning first writes the equation, then traces it."""
+    rng = random.Random(seed)
+    records = []
+    for _ in range(n):
+        op = rng.choice("+-")
+        ((a, b),) = _operand_pairs(rng, 1, min_digits, max_digits, split, op)
+        result, trace = (a + b, addition_trace(a, b)) if op == "+" else (a - b, subtraction_trace(a, b))
+        prompt = STORIES[op].format(name=rng.choice(NAMES), item=rng.choice(ITEMS), a=a, b=b)
+        records.append({
+            "task": "math", "prompt": prompt, "answer": str(result),
+            "completion": reference(f"{a}{op}{b}\n{trace}", f"\\boxed{{{result}}}"),
+        })
+    return records
+
+
+def _columns(a: int, b: int) -> list[tuple[int, int]]:
+    """Digit pairs from the units up, the shorter number padded with zeros."""
+    width = max(len(str(a)), len(str(b)))
+    return [(int(x), int(y)) for x, y in zip(str(a).zfill(width)[::-1], str(b).zfill(width)[::-1])]
+
+
+def _operand_pairs(rng: random.Random, n: int, min_digits: int, max_digits: int, split: Split,
+                   op: str) -> list[tuple[int, int]]:
+    """`n` pairs in `split`; for `-` ordered so that a >= b (no negative answers)."""
+    if not 1 <= min_digits <= max_digits:
+        raise UserError(f"need 1 <= min_digits <= max_digits, got {min_digits}, {max_digits}")
+    if split not in ("train", "test"):
+        raise UserError(f"split must be 'train' or 'test', got {split!r}")
+    pairs = []
+    for _ in range(MAX_TRIES_PER_RECORD * n):
+        if len(pairs) == n:
+            return pairs
+        a, b = (_operand(rng, min_digits, max_digits) for _ in range(2))
+        if op == "-":
+            a, b = max(a, b), min(a, b)
+        key = f"{a}{op}{b}" if op == "-" else f"{min(a, b)}{op}{max(a, b)}"
+        if (zlib.crc32(key.encode()) % TEST_BUCKETS == 0) == (split == "test"):
+            pairs.append((a, b))
+    raise UserError(f"could not draw {n} {split} problems with {min_digits}-{max_digits} digit "
+                    f"operands: too few exist; widen the digit range")
+
+
+def _operand(rng: random.Random, min_digits: int, max_digits: int) -> int:
+    digits = rng.randint(min_digits, max_digits)
+    return rng.randint(0 if digits == 1 else 10 ** (digits - 1), 10**digits - 1)
+
+
+# ------------------------------------------------------------------------------------------ code
+
+
+@dataclass(frozen=True)
+class CodeTask:
+    """One stdio task: the prompt, the reasoning, the reference program, how to make an input,
+    and the expected output computed here in Python, independently of the program text."""
+
+    prompt: str
+    reasoning: str
+    program: str
+    make_input: Callable[[random.Random], str]
+    solve: Callable[[str], str]
+
+
+READ_TWO = "a,b=map(int,input().split())\n"
+PAIR_OPS = {"sum": ("sum", "a+b", operator.add), "difference": ("diff", "a-b", operator.sub),
+            "product": ("product", "a*b", operator.mul), "maximum": ("max", "max(a,b)", max),
+            "minimum": ("min", "min(a,b)", min)}
+CONSTANT_OPS = {"plus": ("+", operator.add), "minus": ("-", operator.sub),
+                "times": ("*", operator.mul)}
+LINE_OPS = {"print it reversed": ("input()[::-1]", lambda s: s[::-1], "reverse the line"),
+            "print it uppercased": ("input().upper()", str.upper, "uppercase the line"),
+            "print its length": ("len(input())", len, "length of the line")}
+
+
+def code_tasks() -> dict[str, list[CodeTask]]:
+    """The code generator's tasks by family (constants 2..9 for the one-integer tasks); a
+    record picks a family uniformly, then a task in it, so no family dominates."""
+    two_ints = [CodeTask(f"Read two integers and print their {name}.", f"{short} of two ints",
+                         f"{READ_TWO}print({expr})", _two_ints,
+                         lambda s, fn=fn: str(fn(*map(int, s.split()))))
+                for name, (short, expr, fn) in PAIR_OPS.items()]
+    one_int = [CodeTask(f"Read an integer and print it {word} {k}.", f"n {word} {k}",
+                        f"print(int(input()){sym}{k})", _one_int,
+                        lambda s, fn=fn, k=k: str(fn(int(s), k)))
+               for word, (sym, fn) in CONSTANT_OPS.items() for k in range(2, 10)]
+    line = [CodeTask(f"Read a line and {what}.", reasoning, f"print({expr})", _word,
+                     lambda s, fn=fn: str(fn(s.rstrip("\n"))))
+            for what, (expr, fn, reasoning) in LINE_OPS.items()]
+    return {"two integers": two_ints, "one integer": one_int, "one line": line}
+
+
+def code(n: int, seed: int, cases: int = 4) -> list[dict]:
+    """Tiny stdio programs; `tests` holds `cases` input/output pairs (outputs end in a newline,
+    as `print` writes them)."""
+    if not 1 <= cases <= 10:
+        raise UserError(f"cases must be between 1 and 10, got {cases}")
+    rng = random.Random(seed)
+    families = list(code_tasks().values())
+    records = []
+    for _ in range(n):
+        task = rng.choice(rng.choice(families))
+        inputs = [task.make_input(rng) for _ in range(cases)]
+        records.append({
+            "task": "code", "prompt": task.prompt,
+            "tests": {"type": "stdio",
+                      "cases": [{"input": x, "output": task.solve(x) + "\n"} for x in inputs]},
+            "completion": reference(task.reasoning, f"```python\n{task.program}\n```"),
+        })
+    return records
+
+
+def _two_ints(rng: random.Random) -> str:
+    return f"{rng.randint(-50, 99)} {rng.randint(-50, 99)}\n"
+
+
+def _one_int(rng: random.Random) -> str:
+    return f"{rng.randint(-50, 99)}\n"
+
+
+def _word(rng: random.Random) -> str:
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 8))) + "\n"
+
+
+# -------------------------------------------------------------------------------------- ifeval
+
+IFEVAL_BASE_ANSWER = "This is my short answer to your question."
+FILLER_WORDS = ("and", "here", "is", "more", "text", "for", "you")
+
+
+def _pad_words(text: str, kw: dict[str, Any]) -> str:
+    missing = kw["num_words"] - len(text.split()) if kw.get("relation") == "at least" else 0
+    return " ".join([text, *(FILLER_WORDS[i % len(FILLER_WORDS)] for i in range(missing))])
+
+
+# How to satisfy each IFEval instruction we can cheaply, applied in this order (content first,
+# then what must be at the end, then case, then the enclosing quotes). Records with any other
+# instruction get no reference completion: RL needs none, only SFT does.
+IFEVAL_WRITERS: dict[str, Callable[[str, dict[str, Any]], str]] = {
+    "detectable_format:title": lambda t, kw: f"<<answer>>\n{t}",
+    "combination:repeat_prompt": lambda t, kw: f"{kw['prompt_to_repeat']}\n{t}",
+    "keywords:existence": lambda t, kw: " ".join([t, *kw["keywords"]]),
+    "keywords:frequency": lambda t, kw: " ".join(
+        [t] + [kw["keyword"]] * (kw["frequency"] if kw.get("relation") == "at least" else 0)),
+    "punctuation:no_comma": lambda t, kw: t,
+    "length_constraints:number_words": _pad_words,
+    "detectable_content:postscript": lambda t, kw: f"{t}\n{kw['postscript_marker']} Thanks.",
+    "startend:end_checker": lambda t, kw: f"{t} {kw['end_phrase']}",
+    "change_case:english_lowercase": lambda t, kw: t.lower(),
+    "change_case:english_capital": lambda t, kw: t.upper(),
+    "startend:quotation": lambda t, kw: f'"{t}"',
+}
+
+
+def ifeval_reference(record: dict[str, Any]) -> str | None:
+    """A response following every instruction of `record`, or None if one is not in
+    IFEVAL_WRITERS."""
+    given = dict(zip(record["instruction_id_list"], record["kwargs"]))
+    if not set(given) <= set(IFEVAL_WRITERS):
+        return None
+    text = IFEVAL_BASE_ANSWER
+    for instruction, write in IFEVAL_WRITERS.items():
+        if instruction in given:
+            text = write(text, given[instruction] or {})
+    return reference("follow the rules", text)
+
+
+def ifeval(n: int, seed: int) -> list[dict]:
+    """Instruction-following prompts from the ifeval verifier's own generator, plus a reference
+    completion where `ifeval_reference` can write one."""
+    from qwqrl.verifiers.ifeval.synthetic import make_records
+
+    records = [{**record, "task": "ifeval"} for record in make_records(n, seed)]
+    for record in records:
+        completion = ifeval_reference(record)
+        if completion is not None:
+            record["completion"] = completion
+    return records
+
+
+# ------------------------------------------------------------------------------------- general
+
+
+def general(n: int, seed: int) -> list[dict]:
+    """Open prompts scored by the reward model; the reference is the preferred response of the
+    reward model's own synthetic preference pairs."""
+    from qwqrl.rm.synthetic import make_preference_pairs
+
+    return [{"task": "general", "prompt": row["prompt"],
+             "completion": row["chosen"] if THINK_CLOSE in row["chosen"]
+             else reference("reply briefly", row["chosen"])}
+            for row in make_preference_pairs(n, seed)]
+
+
+GENERATORS: dict[str, Callable[..., list[dict]]] = {
+    "arithmetic": arithmetic, "word_problems": word_problems, "code": code,
+    "ifeval": ifeval, "general": general,
+}
