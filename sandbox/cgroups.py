@@ -1,0 +1,104 @@
+"""Per-slot cgroups (memory and pids), created once when the server starts.
+
+Why: rlimits bound one process; a fork bomb or a family of processes is bounded only by a
+cgroup. Both cgroup v1 (separate memory/ and pids/ hierarchies) and v2 (one unified tree) are
+supported; where neither is writable the server runs without this layer and says so.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+ROOT = Path("/sys/fs/cgroup")
+GROUP = "qwqrl-sandbox"
+
+
+class Cgroups:
+    """The slots' parent cgroup(s); `create` makes one slot's cgroup and returns its procs files."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        if version == 2:
+            self.parents = [ROOT / GROUP]
+        else:
+            self.parents = [ROOT / "memory" / GROUP, ROOT / "pids" / GROUP]
+
+    @classmethod
+    def detect(cls) -> Cgroups | None:
+        """A usable hierarchy, proven by creating and removing a probe cgroup; else None."""
+        if os.geteuid() != 0:
+            return None
+        version = 2 if (ROOT / "cgroup.controllers").exists() else 1
+        if version == 1 and not all((ROOT / c).is_dir() for c in ("memory", "pids")):
+            return None
+        groups = cls(version)
+        try:
+            groups._prepare()
+            probe = f"probe-{os.getpid()}"
+            groups.create(probe, memory_bytes=64 << 20, pids=8)
+            groups.remove(probe)
+        except OSError:
+            return None
+        return groups
+
+    def _prepare(self) -> None:
+        for parent in self.parents:
+            parent.mkdir(exist_ok=True)
+        if self.version == 2:
+            for control in (ROOT / "cgroup.subtree_control", self.parents[0] / "cgroup.subtree_control"):
+                enabled = control.read_text().split()
+                if not {"memory", "pids"} <= set(enabled):
+                    control.write_text("+memory +pids")
+
+    def create(self, name: str, memory_bytes: int, pids: int) -> list[str]:
+        self.remove(name)
+        dirs = [parent / name for parent in self.parents]
+        for d in dirs:
+            d.mkdir()
+        if self.version == 2:
+            (dirs[0] / "memory.max").write_text(str(memory_bytes))
+            with contextlib.suppress(OSError):
+                (dirs[0] / "memory.swap.max").write_text("0")
+            (dirs[0] / "pids.max").write_text(str(pids))
+        else:
+            (dirs[0] / "memory.limit_in_bytes").write_text(str(memory_bytes))
+            with contextlib.suppress(OSError):
+                (dirs[0] / "memory.memsw.limit_in_bytes").write_text(str(memory_bytes))
+            (dirs[1] / "pids.max").write_text(str(pids))
+        return [str(d / "cgroup.procs") for d in dirs]
+
+    def pids(self, name: str) -> set[int]:
+        found: set[int] = set()
+        for parent in self.parents:
+            with contextlib.suppress(OSError):
+                found |= {int(p) for p in (parent / name / "cgroup.procs").read_text().split()}
+        return found
+
+    def oom_kills(self, name: str) -> int:
+        """How many processes the kernel's OOM killer has killed in this slot so far."""
+        path = self.parents[0] / name / ("memory.events" if self.version == 2 else "memory.oom_control")
+        with contextlib.suppress(OSError):
+            for line in path.read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+        return 0
+
+    def remove(self, name: str) -> None:
+        """Kill what is left in the slot's cgroup (only sandboxed processes can be there) and remove it."""
+        for pid in self.pids(name):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for parent in self.parents:
+            d = parent / name
+            for _ in range(100):
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:  # busy until the killed processes are reaped
+                    time.sleep(0.01)

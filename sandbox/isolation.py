@@ -1,0 +1,219 @@
+"""Which isolation layers this machine offers, and how a slot's zygote is launched with them.
+
+Levels, weakest to strongest (each adds to the one before):
+  rlimits     rlimits only; programs run as the server's own user. For development only.
+  uid         each slot runs as its own unprivileged uid (needs root to switch uids).
+  namespaces  + bubblewrap: all namespaces unshared (no network, private PID space with the
+              zygote as PID 1, read-only runtimes, size-capped private tmpfs), caps dropped,
+              environment cleared.
+  full        + a seccomp filter and a per-slot cgroup (memory, pids).
+Detection probes each layer for real (a bwrap sandbox is started, a cgroup is created) rather
+than trusting that a binary exists. Monkeypatching Python builtins is not a layer.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from qwqrl.sandbox.cgroups import Cgroups
+from qwqrl.sandbox.seccomp import build_filter
+
+LEVELS = ("rlimits", "uid", "namespaces", "full")
+ZYGOTE = Path(__file__).with_name("zygote.py")
+SANDBOX_ZYGOTE = "/sandbox/zygote.py"
+UID_BASE, UID_BLOCK, UID_BLOCKS = 61000, 64, 64
+LOCK_DIR = Path("/run/qwqrl-sandbox")
+log = logging.getLogger("qwqrl.sandbox")
+
+
+def level_rank(level: str) -> int:
+    if level not in LEVELS:
+        raise ValueError(f"isolation level must be one of {', '.join(LEVELS)}, got {level!r}")
+    return LEVELS.index(level)
+
+
+def sandbox_python() -> str:
+    """The interpreter programs run under: the system one (readable by any uid) when present."""
+    for candidate in ("/usr/bin/python3", sys.executable):
+        if os.access(candidate, os.X_OK):
+            return os.path.realpath(candidate) if candidate != sys.executable else candidate
+    raise RuntimeError("no Python interpreter for the sandbox")
+
+
+class UidLease:
+    """A block of dedicated uids held (by flock) for this server's life, so replicas never share."""
+
+    def __init__(self) -> None:
+        LOCK_DIR.mkdir(mode=0o755, exist_ok=True)
+        for block in range(UID_BLOCKS):
+            fd = os.open(LOCK_DIR / f"uids-{block}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.fd, self.base = fd, UID_BASE + block * UID_BLOCK
+            return
+        raise RuntimeError("all sandbox uid blocks are taken by other replicas")
+
+    def uid(self, index: int) -> int:
+        if index >= UID_BLOCK:
+            raise ValueError(f"at most {UID_BLOCK} slots per replica")
+        return self.base + index
+
+
+@dataclass
+class Launch:
+    """What a slot needs to start its zygote."""
+
+    argv: list[str]
+    preexec: Callable[[], None]
+    pass_fds: tuple[int, ...]
+    cgroup: str | None
+
+
+@dataclass
+class Isolation:
+    bwrap: str | None
+    uids: UidLease | None
+    seccomp: bytes | None
+    cgroups: Cgroups | None
+    python: str
+    tmpfs_mb: int = 256
+    slot_memory_mb: int = 2048
+    slot_pids: int = 256
+    workroot: Path = field(default_factory=lambda: Path(f"/tmp/qwqrl-sandbox-{os.getpid()}"))
+
+    @property
+    def level(self) -> str:
+        if self.bwrap:
+            return "full" if self.seccomp and self.cgroups and self.uids else "namespaces"
+        return "uid" if self.uids else "rlimits"
+
+    def report(self) -> dict:
+        return {
+            "level": self.level,
+            "layers": {
+                "bubblewrap_namespaces": bool(self.bwrap),
+                "dedicated_uid_per_slot": bool(self.uids),
+                "seccomp": bool(self.bwrap and self.seccomp),
+                "cgroups": bool(self.cgroups),
+                "rlimits": True,
+            },
+            "cgroup_version": self.cgroups.version if self.cgroups else None,
+            "python": self.python,
+        }
+
+    def launch(self, index: int, command: list[str] | None = None) -> Launch:
+        """Command line, privilege drop and cgroup for slot `index` (running the zygote unless
+        `command` is given); call `cleanup(launch)` once the process has started."""
+        uid = self.uids.uid(index) if self.uids else None
+        name = f"slot-{uid if uid is not None else f'{os.getpid()}-{index}'}"
+        procs = self.cgroups.create(name, self.slot_memory_mb << 20, self.slot_pids) if self.cgroups else []
+        preexec = _enter(procs, uid)
+        if not self.bwrap:
+            workdir = self.workroot / name
+            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir(parents=True, mode=0o700)
+            if uid is not None:
+                os.chown(self.workroot, 0, 0)
+                self.workroot.chmod(0o711)
+                os.chown(workdir, uid, uid)
+            mode = "dedicated-uid" if uid is not None else "shared-uid"
+            argv = command or [self.python, "-I", str(ZYGOTE), str(workdir), mode]
+            return Launch(argv, preexec, (), name if procs else None)
+        fds: tuple[int, ...] = ()
+        argv = [self.bwrap, *self._bwrap_args()]
+        if self.seccomp:
+            fd = os.memfd_create("seccomp", 0)
+            os.write(fd, self.seccomp)
+            os.lseek(fd, 0, os.SEEK_SET)
+            fds = (fd,)
+            argv += ["--seccomp", str(fd)]
+        argv += command or [self.python, "-I", SANDBOX_ZYGOTE, "/tmp", "pid1"]
+        return Launch(argv, preexec, fds, name if procs else None)
+
+    def cleanup(self, launch: Launch) -> None:
+        for fd in launch.pass_fds:
+            os.close(fd)
+
+    def remove_cgroup(self, launch: Launch) -> None:
+        if launch.cgroup and self.cgroups:
+            self.cgroups.remove(launch.cgroup)
+
+    def _bwrap_args(self) -> list[str]:
+        args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
+                "--as-pid-1", "--new-session", "--clearenv", "--cap-drop", "ALL",
+                "--ro-bind", "/usr", "/usr"]
+        for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+            path = Path("/") / top
+            if path.is_symlink():
+                args += ["--symlink", os.readlink(path), str(path)]
+            elif path.is_dir():
+                args += ["--ro-bind", str(path), str(path)]
+        prefix = Path(self.python).resolve().parents[1]
+        if not str(prefix).startswith("/usr"):
+            args += ["--ro-bind", str(prefix), str(prefix)]
+        for etc in ("/etc/ld.so.cache", "/etc/alternatives"):
+            if os.path.exists(etc):
+                args += ["--ro-bind", etc, etc]
+        args += ["--proc", "/proc", "--dev", "/dev", "--size", str(self.tmpfs_mb << 20),
+                 "--tmpfs", "/tmp", "--ro-bind", str(ZYGOTE), SANDBOX_ZYGOTE, "--chdir", "/tmp"]
+        return args
+
+
+def _enter(procs: list[str], uid: int | None) -> Callable[[], None]:
+    """A pre-exec hook: join the slot's cgroups, then drop to the slot's uid (no groups)."""
+    def preexec() -> None:
+        pid = str(os.getpid()).encode()
+        for path in procs:
+            fd = os.open(path, os.O_WRONLY)
+            os.write(fd, pid)
+            os.close(fd)
+        if uid is not None:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+    return preexec
+
+
+def detect(use_bwrap: bool = True, use_cgroups: bool = True, use_seccomp: bool = True) -> Isolation:
+    """Probe every layer; never raises for a missing layer (the level says what remains)."""
+    python = sandbox_python()
+    uids = UidLease() if os.geteuid() == 0 else None
+    iso = Isolation(bwrap=None, uids=uids, seccomp=build_filter() if use_seccomp else None,
+                    cgroups=Cgroups.detect() if use_cgroups else None, python=python)
+    bwrap = shutil.which("bwrap") if use_bwrap else None
+    if bwrap:
+        iso.bwrap = bwrap
+        if not _probe(iso):
+            if iso.seccomp:
+                log.warning("bubblewrap rejected the seccomp filter; trying without it")
+                iso.seccomp = None
+            if not _probe(iso):
+                log.warning("bubblewrap is installed but cannot create a sandbox here")
+                iso.bwrap = None
+    return iso
+
+
+def _probe(iso: Isolation) -> bool:
+    check = ("import os, socket, sys\nassert os.getpid() == 1\n"
+             "try:\n    socket.socket()\nexcept PermissionError:\n    pass\n"
+             "else:\n    assert sys.argv[1] == 'no-seccomp'\n")
+    launch = iso.launch(0, [iso.python, "-I", "-c", check, "seccomp" if iso.seccomp else "no-seccomp"])
+    try:
+        done = subprocess.run(launch.argv, preexec_fn=launch.preexec, pass_fds=launch.pass_fds,
+                              capture_output=True, timeout=30)
+    finally:
+        iso.cleanup(launch)
+        iso.remove_cgroup(launch)
+    if done.returncode:
+        log.info("bwrap probe failed: %s", done.stderr.decode(errors="replace").strip()[-500:])
+    return done.returncode == 0

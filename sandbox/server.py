@@ -1,0 +1,278 @@
+"""The sandbox HTTP service (FastAPI + uvicorn): `python -m qwqrl.sandbox.server` or `qwqrl sandbox serve`.
+
+Admission is bounded: at most `workers + queue` evaluations are admitted at once (a batch counts
+each item); beyond that the answer is 429 with Retry-After, so clients spread load instead of
+piling up. Bodies over the size limit get 413, malformed ones 422 naming the field. When a client
+disconnects mid-evaluation the work is cancelled and its slot killed, so nothing keeps running.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import math
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from qwqrl import __version__
+from qwqrl.sandbox import isolation as iso_mod
+from qwqrl.sandbox import languages
+from qwqrl.sandbox.judge import STATUSES, Judge, JudgeConfig
+from qwqrl.sandbox.metrics import Metrics
+from qwqrl.sandbox.models import EvaluateRequest, RunRequest
+from qwqrl.sandbox.slots import SlotPool
+
+log = logging.getLogger("qwqrl.sandbox")
+DISCONNECT_POLL_S = 0.25
+MAX_BATCH = 1024
+
+
+@dataclass
+class ServerConfig:
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    queue: int = 256
+    require: str = "rlimits"
+    strict: bool = False
+    max_body_mb: int = 64
+    bwrap: bool = True
+    seccomp: bool = True
+    cgroups: bool = True
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.workers <= iso_mod.UID_BLOCK:
+            raise ValueError(f"workers: expected 1..{iso_mod.UID_BLOCK}, got {self.workers}")
+        if self.queue < 0:
+            raise ValueError(f"queue: expected >= 0, got {self.queue}")
+        iso_mod.level_rank(self.require)
+
+
+class IsolationTooWeak(RuntimeError):
+    """The detected isolation level is below `--require`."""
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for bodies over the limit (declared or streamed)."""
+
+    def __init__(self, app: Callable, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and int(declared or 0) > self.limit:
+            return await self._too_large(scope, receive, send)
+        seen = 0
+
+        async def counting_receive() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise ValueError("request body too large")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    async def _too_large(self, scope: dict, receive: Callable, send: Callable) -> None:
+        response = JSONResponse({"error": f"request body over {self.limit} bytes"}, status_code=413)
+        await response(scope, receive, send)
+
+
+class Service:
+    """Everything the endpoints share: isolation, slots, judge, admission counters."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.isolation: iso_mod.Isolation | None = None
+        self.pool: SlotPool | None = None
+        self.judge: Judge | None = None
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.isolation = iso_mod.detect(cfg.bwrap, cfg.cgroups, cfg.seccomp)
+        report = self.isolation.report()
+        log.warning("sandbox isolation level: %s (layers: %s)", report["level"],
+                    ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in report["layers"].items()))
+        if iso_mod.level_rank(report["level"]) < iso_mod.level_rank(cfg.require):
+            raise IsolationTooWeak(f"isolation level {report['level']!r} is below the required "
+                                   f"{cfg.require!r}; layers: {report['layers']}")
+        self.pool = SlotPool(self.isolation, cfg.workers, self.metrics, cfg.strict)
+        await self.pool.start()
+        self.judge = Judge(self.pool, cfg.judge, self.metrics)
+
+    async def stop(self) -> None:
+        if self.pool:
+            await self.pool.stop()
+
+    def admit(self, n: int) -> bool:
+        if self.metrics.inflight + n > self.config.workers + self.config.queue:
+            return False
+        self.metrics.inflight += n
+        return True
+
+    def retry_after_s(self) -> int:
+        """A rough wait until the queue drains, from the mean run time so far."""
+        mean = self.metrics.run_seconds / self.metrics.runs if self.metrics.runs else 0.1
+        return max(1, math.ceil(self.metrics.inflight * mean / self.config.workers))
+
+
+def _error(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+async def _until_disconnect(request: Request, work: Awaitable[Any]) -> Any:
+    """Await `work`, cancelling it (and so killing its slot) if the client goes away."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                task.cancel()
+                log.info("client disconnected; cancelled its evaluation")
+                return _error(499, "client disconnected")
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    service = Service(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await service.start()
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(title="qwqrl sandbox", version=__version__, lifespan=lifespan)
+    app.state.service = service
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return JSONResponse({"error": problems, "detail": exc.errors()}, status_code=422)
+
+    async def admitted(endpoint: str, n: int, work: Callable[[], Awaitable[Any]], request: Request) -> Any:
+        if not service.admit(n):
+            service.metrics.rejected[endpoint] += 1
+            return _error(429, "sandbox queue is full; retry later or elsewhere",
+                          **{"Retry-After": str(service.retry_after_s())})
+        service.metrics.requests[endpoint] += 1
+        try:
+            return await _until_disconnect(request, work())
+        except ValueError as e:
+            return _error(422, str(e))
+        finally:
+            service.metrics.inflight -= n
+
+    @app.post("/v1/run")
+    async def run(body: RunRequest, request: Request) -> Any:
+        return await admitted("run", 1, lambda: service.judge.run(body), request)
+
+    @app.post("/v1/evaluate")
+    async def evaluate(body: EvaluateRequest, request: Request) -> Any:
+        return await admitted("evaluate", 1, lambda: service.judge.evaluate(body), request)
+
+    @app.post("/v1/evaluate_batch")
+    async def evaluate_batch(body: list[EvaluateRequest], request: Request) -> Any:
+        if len(body) > MAX_BATCH:
+            return _error(413, f"batch: at most {MAX_BATCH} requests, got {len(body)}")
+
+        async def all_of() -> list[dict]:
+            return list(await asyncio.gather(*(_safe(service.judge.evaluate(r)) for r in body)))
+
+        return await admitted("evaluate_batch", max(1, len(body)), all_of, request)
+
+    @app.get("/healthz")
+    async def healthz() -> Any:
+        if service.pool is None:
+            return _error(503, "starting")
+        return {"ok": True, "idle_slots": service.pool.idle.qsize(), "inflight": service.metrics.inflight}
+
+    @app.get("/v1/info")
+    async def info() -> dict:
+        return {"version": __version__, "languages": languages.available(),
+                "statuses": list(STATUSES), "limits": config.judge.describe(),
+                "isolation": service.isolation.report() if service.isolation else None,
+                "workers": config.workers, "queue": config.queue, "strict": config.strict}
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        idle = service.pool.idle.qsize() if service.pool else 0
+        return PlainTextResponse(service.metrics.render(idle, config.workers),
+                                 media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+async def _safe(work: Awaitable[dict]) -> dict:
+    """One batch item's result; a bad item becomes an error entry, not a failed batch."""
+    try:
+        return await work
+    except ValueError as e:
+        return {"passed": 0, "total": 0, "reward": None, "status": "SE", "cases": [], "error": str(e)}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="slots (default: one per core)")
+    parser.add_argument("--queue", type=int, default=256, help="admitted requests beyond the slots before 429")
+    parser.add_argument("--require", default="rlimits", choices=iso_mod.LEVELS,
+                        help="refuse to start below this isolation level")
+    parser.add_argument("--strict", action="store_true", help="a fresh sandbox for every run (slower)")
+    parser.add_argument("--max-time-s", type=float, default=30.0)
+    parser.add_argument("--max-memory-mb", type=int, default=4096)
+    parser.add_argument("--max-body-mb", type=int, default=64)
+    parser.add_argument("--no-bwrap", action="store_true", help="do not use bubblewrap (testing weaker levels)")
+    parser.add_argument("--no-cgroups", action="store_true")
+    parser.add_argument("--no-seccomp", action="store_true")
+    parser.add_argument("--log-level", default="info")
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(workers=args.workers, queue=args.queue, require=args.require, strict=args.strict,
+                        max_body_mb=args.max_body_mb, bwrap=not args.no_bwrap, seccomp=not args.no_seccomp,
+                        cgroups=not args.no_cgroups,
+                        judge=JudgeConfig(max_time_s=args.max_time_s, max_memory_mb=args.max_memory_mb))
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the server until interrupted; 2 when the isolation requirement is not met."""
+    import uvicorn
+
+    config = config_from_args(args)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    app = BodyLimit(create_app(config), config.max_body_mb << 20)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+                                           access_log=False, lifespan="on", timeout_graceful_shutdown=5))
+    server.run()
+    return 0 if server.started else 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qwqrl.sandbox.server", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    try:
+        return serve(parser.parse_args(argv))
+    except ValueError as e:
+        parser.error(str(e))
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
