@@ -24,7 +24,7 @@ from qwqrl.verifiers.base import THINK_CLOSE
 
 Split = Literal["train", "test"]
 TEST_BUCKETS = 10  # one bucket in ten is held out
-MAX_TRIES_PER_RECORD = 1000  # rejection sampling into a split gives up (bad options) after this
+MAX_TRIES_PER_RECORD = 1000  # drawing distinct problems in a split gives up after this
 
 
 def reference(reasoning: str, answer: str) -> str:
@@ -58,9 +58,8 @@ def subtraction_trace(a: int, b: int) -> str:
 def arithmetic(n: int, seed: int, min_digits: int = 1, max_digits: int = 3,
                split: Split = "train") -> list[dict]:
     """"What is a+b?" with operands of `min_digits`..`max_digits` digits; gold: the sum."""
-    rng = random.Random(seed)
     records = []
-    for a, b in _operand_pairs(rng, n, min_digits, max_digits, split, "+"):
+    for a, _, b in _problems(random.Random(seed), n, min_digits, max_digits, split, "+"):
         records.append({
             "task": "math", "prompt": f"What is {a}+{b}?", "answer": str(a + b),
             "completion": reference(addition_trace(a, b), f"\\boxed{{{a + b}}}"),
@@ -79,9 +78,7 @@ def word_problems(n: int, seed: int, min_digits: int = 1, max_digits: int = 2,
     """Templated gain/loss stories; the reasoning first writes the equation, then traces it."""
     rng = random.Random(seed)
     records = []
-    for _ in range(n):
-        op = rng.choice("+-")
-        ((a, b),) = _operand_pairs(rng, 1, min_digits, max_digits, split, op)
+    for a, op, b in _problems(rng, n, min_digits, max_digits, split, "+-"):
         result, trace = (a + b, addition_trace(a, b)) if op == "+" else (a - b, subtraction_trace(a, b))
         prompt = STORIES[op].format(name=rng.choice(NAMES), item=rng.choice(ITEMS), a=a, b=b)
         records.append({
@@ -97,25 +94,27 @@ def _columns(a: int, b: int) -> list[tuple[int, int]]:
     return [(int(x), int(y)) for x, y in zip(str(a).zfill(width)[::-1], str(b).zfill(width)[::-1])]
 
 
-def _operand_pairs(rng: random.Random, n: int, min_digits: int, max_digits: int, split: Split,
-                   op: str) -> list[tuple[int, int]]:
-    """`n` pairs in `split`; for `-` ordered so that a >= b (no negative answers)."""
+def _problems(rng: random.Random, n: int, min_digits: int, max_digits: int, split: Split,
+              ops: str) -> list[tuple[int, str, int]]:
+    """`n` distinct problems (a, op, b) in `split`, op drawn from `ops`; for `-`, a >= b (no
+    negative answers). Distinct, so a held-out set of n prompts measures n problems."""
     if not 1 <= min_digits <= max_digits:
         raise UserError(f"need 1 <= min_digits <= max_digits, got {min_digits}, {max_digits}")
     if split not in ("train", "test"):
         raise UserError(f"split must be 'train' or 'test', got {split!r}")
-    pairs = []
+    problems: dict[str, tuple[int, str, int]] = {}
     for _ in range(MAX_TRIES_PER_RECORD * n):
-        if len(pairs) == n:
-            return pairs
+        if len(problems) == n:
+            return list(problems.values())
+        op = rng.choice(ops)
         a, b = (_operand(rng, min_digits, max_digits) for _ in range(2))
         if op == "-":
             a, b = max(a, b), min(a, b)
         key = f"{a}{op}{b}" if op == "-" else f"{min(a, b)}{op}{max(a, b)}"
         if (zlib.crc32(key.encode()) % TEST_BUCKETS == 0) == (split == "test"):
-            pairs.append((a, b))
-    raise UserError(f"could not draw {n} {split} problems with {min_digits}-{max_digits} digit "
-                    f"operands: too few exist; widen the digit range")
+            problems.setdefault(key, (a, op, b))
+    raise UserError(f"could not draw {n} distinct {split} problems with {min_digits}-{max_digits} "
+                    f"digit operands: too few exist; widen the digit range")
 
 
 def _operand(rng: random.Random, min_digits: int, max_digits: int) -> int:
