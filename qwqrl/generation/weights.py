@@ -11,11 +11,11 @@ weight); with LoRA the whole model is gathered at once, because peft merges laye
 needs base and adapter weights together. Tied parameters (lm_head = embed_tokens) come once,
 under their first name, as `named_parameters` does; vLLM ties them again on load.
 
-The merge uses peft's `merge_adapter`/`unmerge_adapter`, so every peft tuner peft can merge
-(LoRA variants, DoRA) works. Under ZeRO 0-2 that writes into the live base weights and the
-unmerge subtracts the same delta; in bf16 the round trip is not bit-exact (peft's own caveat),
-a drift of the frozen base within rounding per sync. Under ZeRO-3 the writes go to the gathered
-copies only and vanish on release.
+LoRA is merged one layer at a time with peft's own `merge()` (so every tuner peft can merge,
+DoRA and the LoRA variants included), and the layer's base weights are then restored from a copy
+instead of trusting `unmerge()`: (W + BA) - BA is not W in floating point (off by an ulp here
+and there even in fp32), and in bf16 under ZeRO 0-2 that error would accumulate in the frozen
+base over hundreds of syncs. The copy costs one layer's weight at a time.
 """
 from __future__ import annotations
 
@@ -72,13 +72,30 @@ def iter_full_weights(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
                 yield name, param.data
         return
 
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    tuner_layers = {name: m for name, m in module.named_modules() if isinstance(m, BaseTunerLayer)}
     adapter_prefix = module.prefix  # "lora_" for LoRA: the adapter parameters' name marker
     with _gathered(list(module.parameters()), partitioned):
-        module.merge_adapter()
-        try:
-            for name, param in module.named_parameters():
-                if adapter_prefix in name or ".original_module." in name:
-                    continue
+        for name, param in module.named_parameters():
+            if adapter_prefix in name or ".original_module." in name:
+                continue
+            with _merged(tuner_layers.get(name.rpartition(".base_layer.")[0])):
                 yield base_weight_name(name), param.data
-        finally:
-            module.unmerge_adapter()
+
+
+@contextlib.contextmanager
+def _merged(layer: Any) -> Iterator[None]:
+    """Merge one peft layer's active adapters into its base weights, then restore them exactly."""
+    if layer is None:
+        yield
+        return
+    base_params = list(layer.get_base_layer().parameters())
+    saved = [p.data.clone() for p in base_params]
+    layer.merge()
+    try:
+        yield
+    finally:
+        layer.unmerge()
+        for param, original in zip(base_params, saved):
+            param.data.copy_(original)
