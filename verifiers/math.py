@@ -1,0 +1,144 @@
+"""Math accuracy verifier: 1.0 when the final answer equals the gold, else 0.0.
+
+math-verify (in worker processes) judges equivalence; this layer adds the policy an RL reward
+needs (see `math_answer.py` for the rules on which text is judged and what counts as hedging, and
+`math_equivalence.py` for what is added on top of math-verify). Every record has a hard wall-clock
+limit enforced from outside its worker (`pool.py`): an answer that would make sympy run for
+hours scores 0 when the limit passes, and the worker is replaced.
+
+Outcomes, in `Verdict.detail`: `verifier` ("math"), `extracted` (the answer judged) and, when
+the answer was not compared, `reason`: unfinished, hedged, too_complex or timeout (all score 0).
+A record that cannot be judged (no gold, a gold that does not parse, a worker that died) gets
+score None with an error: the trainer masks it instead of teaching "wrong".
+
+    verify_batch([{"answer": "17", "completion": "...</think> The answer is $\\boxed{17}$."}])
+"""
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from qwqrl.verifiers.base import Verdict, completion_text, final_answer
+from qwqrl.verifiers.math_answer import (
+    MathJob, as_integer, boxed_contents, gold_answer, hedges, mc_gold_letter, mc_letters,
+    normalize, stated_answer, stated_integer, too_complex,
+)
+from qwqrl.verifiers.pool import DeadlinePool, Outcome
+from qwqrl.verifiers.reward_fn import reward_function
+
+DEFAULT_TIMEOUT_S = 5.0
+_JUDGE = "qwqrl.verifiers.math_equivalence:judge"
+_pool: DeadlinePool | None = None
+_pool_lock = threading.Lock()
+
+
+def pool() -> DeadlinePool:
+    """The process-wide worker pool, started on first use (one worker per available core)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool.pid != os.getpid():  # a forked child needs its own workers
+            _pool = DeadlinePool(_JUDGE)
+            atexit.register(_pool.close)
+        return _pool
+
+
+def _verdict(score: float | None, extracted: str | None, reason: str | None = None,
+             error: str | None = None) -> Verdict:
+    detail: dict[str, Any] = {"verifier": "math", "extracted": extracted}
+    if reason is not None:
+        detail["reason"] = reason
+    return Verdict(score, detail, error)
+
+
+def prepare(gold: str, completion: str, think_opened: bool = True) -> Verdict | MathJob:
+    """Apply the policy; return a Verdict when no sympy is needed, else the job for a worker."""
+    region = final_answer(completion, think_opened)
+    if region is None:
+        return _verdict(0.0, None, "unfinished")
+    gold = gold_answer(gold)
+    if not gold:
+        return _verdict(None, None, error="the gold answer is empty")
+    letter = mc_gold_letter(gold)
+    if letter is not None:
+        letters = sorted(set(mc_letters(region)))
+        if len(letters) > 1 or hedges(stated_answer(region), gold):
+            return _verdict(0.0, " | ".join(letters), "hedged")
+        return _verdict(float(letters == [letter]), letters[0] if letters else None)
+    candidates = list(dict.fromkeys(boxed_contents(region)))
+    statement = " | ".join(candidates) if candidates else stated_answer(region)
+    if hedges(statement, gold):
+        return _verdict(0.0, statement, "hedged")
+    if any(too_complex(c) for c in candidates):
+        return _verdict(0.0, statement[:200], "too_complex")
+    gold_int = as_integer(gold)
+    if candidates:
+        ints = {as_integer(c) for c in candidates}
+        if gold_int is not None and None not in ints:  # integers: exact, and no tolerance
+            return _verdict(float(ints == {gold_int}), statement, None if len(ints) == 1 else "hedged")
+        if {normalize(c) for c in candidates} == {normalize(gold)}:
+            return _verdict(1.0, statement)
+        return MathJob(gold, tuple(candidates))
+    stated = stated_integer(statement)
+    if gold_int is not None and stated is not None:
+        return _verdict(float(stated == gold_int), statement)
+    return MathJob(gold, (), region)
+
+
+def _from_outcome(future: Future, job: MathJob) -> Verdict:
+    try:
+        outcome: Outcome = future.result()
+    except RuntimeError as e:  # the pool could not run the task at all
+        return _verdict(None, None, error=str(e))
+    if outcome.timed_out:
+        return _verdict(0.0, " | ".join(job.candidates) or None, "timeout")
+    if outcome.error is not None:
+        return _verdict(None, None, error=f"math worker: {outcome.error}")
+    score, extracted, error = outcome.value
+    return _verdict(score, extracted, error=error)
+
+
+def _inputs(record: Mapping[str, Any]) -> tuple[str, str] | Verdict:
+    gold, completion = record.get("answer"), record.get("completion")
+    if not isinstance(gold, str | int | float) or isinstance(gold, bool) or str(gold).strip() == "":
+        return _verdict(None, None, error="record has no gold 'answer'")
+    if completion is None:
+        return _verdict(None, None, error="record has no 'completion'")
+    try:
+        return str(gold), completion_text(completion)
+    except TypeError as e:
+        return _verdict(None, None, error=str(e))
+
+
+def verify_batch(records: Sequence[Mapping[str, Any]], *, think_opened: bool = True,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Verdict]:
+    """Judge records carrying `answer` and `completion`, in order, spread over all cores."""
+    verdicts: list[Verdict | None] = []
+    jobs: list[tuple[int, MathJob]] = []
+    for i, record in enumerate(records):
+        inputs = _inputs(record)
+        prepared = inputs if isinstance(inputs, Verdict) else prepare(*inputs, think_opened)
+        if isinstance(prepared, MathJob):
+            jobs.append((i, prepared))
+        verdicts.append(prepared if isinstance(prepared, Verdict) else None)
+    if jobs:
+        futures = pool().submit([job for _, job in jobs], timeout_s)
+        for (i, job), future in zip(jobs, futures):
+            verdicts[i] = _from_outcome(future, job)
+    return verdicts  # type: ignore[return-value]  # every slot is filled above
+
+
+async def averify_batch(records: Sequence[Mapping[str, Any]], **options: Any) -> list[Verdict]:
+    """`verify_batch` for async callers: the event loop keeps running while workers judge."""
+    return await asyncio.to_thread(verify_batch, records, **options)
+
+
+def verify(record: Mapping[str, Any], **options: Any) -> Verdict:
+    return verify_batch([record], **options)[0]
+
+
+math_reward = reward_function(verify_batch, "math_reward")

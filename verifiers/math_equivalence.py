@@ -1,0 +1,69 @@
+"""The sympy half of the math verifier: is a candidate answer equal to the gold? Runs in workers.
+
+math-verify parses and compares; this module only adds the rules it does not have:
+- a single-valued gold is not matched by a set, tuple or interval of several values (a list
+  offered in place of one answer is a hedge), even if the list contains the gold;
+- an integer gold is matched only exactly (math-verify rounds floats to 6 places, so
+  `17.0000000001` would otherwise pass for `17`);
+- every boxed candidate must be correct: restating one answer in another form is fine,
+  offering two different ones is not.
+
+math-verify's own timeouts use SIGALRM and are switched off: the pool in `verifiers/pool.py`
+enforces the deadline from outside the worker, which also covers what SIGALRM cannot interrupt.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sympy
+from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+from qwqrl.verifiers.math_answer import MathJob
+
+logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+_LATEX = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
+_COLLECTIONS = (sympy.Set, sympy.Tuple, sympy.MatrixBase, list, tuple)
+
+
+def parse_answer(text: str) -> list[Any]:
+    return parse(text, extraction_config=_LATEX, parsing_timeout=None)
+
+
+def _is_single_value(expr: Any) -> bool:
+    return isinstance(expr, sympy.Expr) and not isinstance(expr, _COLLECTIONS)
+
+
+def _size(expr: Any) -> int:
+    if isinstance(expr, sympy.FiniteSet | sympy.Tuple):
+        return len(expr.args)
+    return 1 if _is_single_value(expr) else 2  # intervals, unions, matrices: several values
+
+
+def equivalent(gold: list[Any], pred: list[Any]) -> bool:
+    if not pred:
+        return False
+    g, p = gold[0], pred[0]
+    if _is_single_value(g) and not isinstance(p, str | sympy.Rel) and _size(p) != 1:
+        return False
+    if isinstance(g, sympy.Integer) and isinstance(p, sympy.Number):
+        return sympy.Rational(p) == g
+    return verify(gold, pred, timeout_seconds=None)
+
+
+def judge(job: MathJob) -> tuple[float | None, str | None, str | None]:
+    """(score, extracted answer, error) for one job; the score is None only with an error."""
+    gold = parse_answer(f"$\\boxed{{{job.gold}}}$")
+    if not gold:
+        return None, None, f"the gold answer {job.gold!r} could not be parsed"
+    if job.region is not None:
+        pred = parse_answer(job.region)
+        extracted = str(pred[-1]) if pred else None
+        return float(equivalent(gold, pred)), extracted, None
+    correct = all(equivalent(gold, parse_answer(f"$\\boxed{{{c}}}$")) for c in job.candidates)
+    return float(correct), " | ".join(job.candidates), None
+
+# Run once when a worker starts, so the first real task does not pay for sympy's and
+# math-verify's lazy imports and regex compilation.
+WARMUP = MathJob(gold="\\frac{1}{2}", candidates=("0.5",))
