@@ -41,6 +41,13 @@ def test_log_appends_one_flushed_line_per_call_with_step_time_and_metrics(tmp_pa
     assert json.loads(lines[1])["loss"] == 1.5
 
 
+def test_tracker_carries_the_recipe_logging_cadence_for_the_trainer(tmp_path):
+    cfg = LoggingConfig.model_validate({"wandb": {"mode": "disabled"}, "log_every": 3,
+                                        "samples_every": 7})
+    tracker = Tracker(tmp_path, cfg, RECIPE, is_main=False)
+    assert (tracker.log_every, tracker.samples_every) == (3, 7)
+
+
 def test_non_main_process_writes_nothing(tmp_path):
     tracker = Tracker(tmp_path / "run", logging_config("offline"), RECIPE, is_main=False)
     tracker.log({"reward": 1.0}, step=1)
