@@ -6,8 +6,9 @@ fraction of test cases passed, as the sandbox defines it); `detail` carries `sta
 and `total`. Two outcomes are never a wrong answer:
 - no code block: score 0, status NO_CODE (an unfinished completion is NO_CODE too, with
   `reason: unfinished`);
-- SE (sandbox error, after the client's retries on other replicas) or a failed request: score
-  None with the error, so the trainer masks the sample instead of learning from an outage.
+- SE (sandbox error; the client returns it, never raises, once its retries on other replicas
+  are spent) or a record whose tests are malformed: score None with the error, so the trainer
+  masks the sample instead of learning from an outage.
 
 Sandbox: pass `client=` (a `qwqrl.sandbox.client.SandboxClient`), or set $QWQRL_SANDBOX_URL.
 """
@@ -70,10 +71,9 @@ def _requests(records: Sequence[Mapping[str, Any]], think_opened: bool,
 
 
 def _merge(verdicts: list[Verdict | None], requests: list[tuple[int, dict]],
-           results: list[Mapping[str, Any]] | Exception) -> list[Verdict]:
-    for n, (i, _) in enumerate(requests):
-        verdicts[i] = (_verdict(None, "SE", error=f"sandbox request failed: {results}")
-                       if isinstance(results, Exception) else _from_result(results[n]))
+           results: list[Mapping[str, Any]]) -> list[Verdict]:
+    for (i, _), result in zip(requests, results, strict=True):
+        verdicts[i] = _from_result(result)
     return verdicts  # type: ignore[return-value]  # every slot is filled
 
 
@@ -88,24 +88,14 @@ def _client(client: Any) -> Any:
 def verify_batch(records: Sequence[Mapping[str, Any]], *, client: Any = None,
                  think_opened: bool = True) -> list[Verdict]:
     verdicts, requests = _requests(records, think_opened)
-    results: list[Mapping[str, Any]] | Exception = []
-    if requests:
-        try:
-            results = _client(client).evaluate_many([r for _, r in requests])
-        except Exception as e:  # noqa: BLE001 -- the sandbox is down: score None + error, never 0
-            results = e
+    results = _client(client).evaluate_many([r for _, r in requests]) if requests else []
     return _merge(verdicts, requests, results)
 
 
 async def averify_batch(records: Sequence[Mapping[str, Any]], *, client: Any = None,
                         think_opened: bool = True) -> list[Verdict]:
     verdicts, requests = _requests(records, think_opened)
-    results: list[Mapping[str, Any]] | Exception = []
-    if requests:
-        try:
-            results = await _client(client).evaluate_batch([r for _, r in requests])
-        except Exception as e:  # noqa: BLE001 -- as in verify_batch
-            results = e
+    results = await _client(client).evaluate_batch([r for _, r in requests]) if requests else []
     return _merge(verdicts, requests, results)
 
 

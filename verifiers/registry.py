@@ -15,7 +15,7 @@ import importlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from qwqrl.verifiers.base import Verdict, completion_text
+from qwqrl.verifiers.base import Verdict
 from qwqrl.verifiers.reward_fn import RewardFunction, reward_function as _reward_function
 
 BatchVerifier = Callable[..., list[Verdict]]
@@ -42,9 +42,9 @@ TASK_VERIFIERS: dict[str, str] = {
 
 def ifeval_verify_batch(records: Sequence[Mapping[str, Any]], **options: Any) -> list[Verdict]:
     """IFEval judges one record at a time with `verify(record, completion) -> Verdict`."""
-    from qwqrl.verifiers.ifeval import verify
+    from qwqrl.verifiers.ifeval.verifier import verify
 
-    return [verify(dict(r), completion_text(r["completion"]), **options)
+    return [verify(r, r["completion"], **options)
             if r.get("completion") is not None
             else Verdict(None, {"verifier": "ifeval"}, "record has no 'completion'")
             for r in records]
