@@ -86,6 +86,9 @@ def mix_with_replay(current: list[tuple[list[dict], float]],
     return _scaled(current, 1.0 - share) + _scaled(previous, share)
 
 
-def _scaled(sources: list[tuple[list[dict], float]], total: float) -> list[tuple[list[dict], float]]:
+Sources = list[tuple[list[dict], float]]
+
+
+def _scaled(sources: Sources, total: float) -> Sources:
     weight_sum = sum(w for _, w in sources)
     return [(records, total * w / weight_sum) for records, w in sources]

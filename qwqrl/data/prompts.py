@@ -27,7 +27,8 @@ def instruction_for(record: dict[str, Any]) -> str | None:
     if task == "math":
         return MULTIPLE_CHOICE_INSTRUCTION if is_multiple_choice(record) else MATH_INSTRUCTION
     if task == "code":
-        return CODE_INSTRUCTION.format(language="cpp" if record.get("language") == "cpp" else "python")
+        language = "cpp" if record.get("language") == "cpp" else "python"
+        return CODE_INSTRUCTION.format(language=language)
     return None
 
 

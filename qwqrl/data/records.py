@@ -73,7 +73,8 @@ def _read(src: DataSource, base: Path) -> tuple[str, list[tuple[str, Any]]]:
     if src.path is not None:
         path = resolve_data_path(src.path, base)
         if path is None:
-            raise UserError(f"{src.path}: file not found (looked in {Path.cwd()} and {base.resolve()})")
+            raise UserError(f"{src.path}: file not found "
+                            f"(looked in {Path.cwd()} and {base.resolve()})")
         return src.path, READERS.get(path.suffix, _unknown_suffix)(src.path, path)
     if src.hub is not None:
         return src.hub, _numbered(src.hub, _read_hub(src.hub, src.options))
@@ -89,7 +90,8 @@ def _read_jsonl(name: str, path: Path) -> list[tuple[str, Any]]:
             try:
                 out.append((f"{name}:{lineno}", json.loads(line)))
             except json.JSONDecodeError as e:
-                raise UserError(f"{name}:{lineno}: not valid JSON: {e.msg} (column {e.colno})") from None
+                raise UserError(f"{name}:{lineno}: not valid JSON: {e.msg} "
+                                f"(column {e.colno})") from None
     return out
 
 
@@ -173,12 +175,14 @@ def _check_prompt(prompt: Any) -> list[Problem]:
         return [f"{expected} (found {_kind(prompt)})"]
     for i, message in enumerate(prompt):
         if not isinstance(message, dict):
-            return [f'field "prompt[{i}]" must be a {{role, content}} message (found {_kind(message)})']
+            return [f'field "prompt[{i}]" must be a {{role, content}} message '
+                    f"(found {_kind(message)})"]
         if message.get("role") not in ROLES:
             return [f'field "prompt[{i}].role" must be one of {", ".join(ROLES)} '
                     f'(found {message.get("role")!r})']
         if not isinstance(message.get("content"), str):
-            return [f'field "prompt[{i}].content" must be a string (found {_kind(message.get("content"))})']
+            return [f'field "prompt[{i}].content" must be a string '
+                    f'(found {_kind(message.get("content"))})']
     if not any(m["role"] == "user" for m in prompt):
         return ['field "prompt" needs at least one message with role "user"']
     return []
@@ -188,18 +192,19 @@ def _check_math(record: dict[str, Any]) -> list[Problem]:
     answer = record.get("answer")
     if answer is None:
         return ['field "answer" is required for task "math"']
-    if not isinstance(answer, (str, int, float)) or isinstance(answer, bool) or str(answer).strip() == "":
+    usable = isinstance(answer, (str, int, float)) and not isinstance(answer, bool)
+    if not usable or not str(answer).strip():
         return [f'field "answer" must be a non-empty string or a number (found {_kind(answer)})']
     return []
 
 
-# One entry per test format of the contract: the list fields it needs and their item types.
-TEST_FORMATS: dict[str, dict[str, tuple[type, ...]]] = {
-    "stdio": {"cases": (dict,)},
-    "call": {"cases": (dict,)},
-    "assert": {"asserts": (str,)},
+# Per test format of the contract: the list it needs, and the typed keys each case needs
+# (None: the items are plain strings).
+TEST_FORMATS: dict[str, tuple[str, dict[str, type] | None]] = {
+    "stdio": ("cases", {"input": str, "output": str}),
+    "call": ("cases", {"args": list}),
+    "assert": ("asserts", None),
 }
-CASE_KEYS = {"stdio": {"input": str, "output": str}, "call": {"args": list}}
 
 
 def _check_code(record: dict[str, Any]) -> list[Problem]:
@@ -216,21 +221,27 @@ def _check_tests(tests: Any) -> list[Problem]:
         return [f'field "tests" must be an object with "type" one of {", ".join(TEST_FORMATS)} '
                 f"(found {found})"]
     kind = tests["type"]
+    key, case_keys = TEST_FORMATS[kind]
     if kind == "call" and not isinstance(tests.get("fn_name"), str):
         return ['field "tests.fn_name" must be a string for "call" tests']
-    for key, item_types in TEST_FORMATS[kind].items():
-        items = tests.get(key)
-        if not isinstance(items, list) or not items:
-            return [f'field "tests.{key}" must be a non-empty list for "{kind}" tests (found {_kind(items)})']
-        for i, item in enumerate(items):
-            if not isinstance(item, item_types):
-                return [f'field "tests.{key}[{i}]" must be a {item_types[0].__name__} (found {_kind(item)})']
-            for name, typ in CASE_KEYS.get(kind, {}).items():
-                if not isinstance(item.get(name), typ):
-                    return [f'field "tests.{key}[{i}].{name}" must be a {typ.__name__} '
-                            f"(found {_kind(item.get(name))})"]
-            if kind == "call" and "expected" not in item:
-                return [f'field "tests.{key}[{i}].expected" is required for "call" tests']
+    items = tests.get(key)
+    if not isinstance(items, list) or not items:
+        return [f'field "tests.{key}" must be a non-empty list for "{kind}" tests '
+                f"(found {_kind(items)})"]
+    for i, item in enumerate(items):
+        where = f"tests.{key}[{i}]"
+        if case_keys is None:
+            if not isinstance(item, str):
+                return [f'field "{where}" must be a string (found {_kind(item)})']
+            continue
+        if not isinstance(item, dict):
+            return [f'field "{where}" must be an object (found {_kind(item)})']
+        for name, typ in case_keys.items():
+            if not isinstance(item.get(name), typ):
+                return [f'field "{where}.{name}" must be a {typ.__name__} '
+                        f"(found {_kind(item.get(name))})"]
+        if kind == "call" and "expected" not in item:
+            return [f'field "{where}.expected" is required for "call" tests']
     return []
 
 
@@ -242,7 +253,8 @@ def _check_input_output(value: Any) -> list[Problem]:
         except json.JSONDecodeError as e:
             return [f'field "input_output" is not valid JSON: {e.msg}']
     if not isinstance(value, dict):
-        return [f'field "input_output" must be a JSON object with "inputs" and "outputs" (found {_kind(value)})']
+        return [f'field "input_output" must be a JSON object with "inputs" and "outputs" '
+                f"(found {_kind(value)})"]
     inputs, outputs = value.get("inputs"), value.get("outputs")
     if not isinstance(inputs, list) or not isinstance(outputs, list) or not inputs:
         return ['field "input_output" must have non-empty lists "inputs" and "outputs"']

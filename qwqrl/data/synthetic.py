@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import operator
 import random
+import string
 import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
@@ -79,7 +80,10 @@ def word_problems(n: int, seed: int, min_digits: int = 1, max_digits: int = 2,
     rng = random.Random(seed)
     records = []
     for a, op, b in _problems(rng, n, min_digits, max_digits, split, "+-"):
-        result, trace = (a + b, addition_trace(a, b)) if op == "+" else (a - b, subtraction_trace(a, b))
+        if op == "+":
+            result, trace = a + b, addition_trace(a, b)
+        else:
+            result, trace = a - b, subtraction_trace(a, b)
         prompt = STORIES[op].format(name=rng.choice(NAMES), item=rng.choice(ITEMS), a=a, b=b)
         records.append({
             "task": "math", "prompt": prompt, "answer": str(result),
@@ -91,7 +95,8 @@ def word_problems(n: int, seed: int, min_digits: int = 1, max_digits: int = 2,
 def _columns(a: int, b: int) -> list[tuple[int, int]]:
     """Digit pairs from the units up, the shorter number padded with zeros."""
     width = max(len(str(a)), len(str(b)))
-    return [(int(x), int(y)) for x, y in zip(str(a).zfill(width)[::-1], str(b).zfill(width)[::-1])]
+    return [(int(x), int(y))
+            for x, y in zip(str(a).zfill(width)[::-1], str(b).zfill(width)[::-1], strict=True)]
 
 
 def _problems(rng: random.Random, n: int, min_digits: int, max_digits: int, split: Split,
@@ -194,12 +199,13 @@ def _one_int(rng: random.Random) -> str:
 
 
 def _word(rng: random.Random) -> str:
-    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 8))) + "\n"
+    return "".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 8))) + "\n"
 
 
 # -------------------------------------------------------------------------------------- ifeval
 
-IFEVAL_BASE_ANSWER = "This is my short answer to your question."
+# Long enough for language detection to call it English in any case (the change_case checks).
+IFEVAL_BASE_ANSWER = "This is my short answer to your question about the topic."
 FILLER_WORDS = ("and", "here", "is", "more", "text", "for", "you")
 
 
@@ -227,11 +233,17 @@ IFEVAL_WRITERS: dict[str, Callable[[str, dict[str, Any]], str]] = {
 }
 
 
+# Pairs no single response can follow (both want to own the first character or the case).
+IFEVAL_CONFLICTS = ({"combination:repeat_prompt", "startend:quotation"},
+                    {"change_case:english_lowercase", "change_case:english_capital"})
+
+
 def ifeval_reference(record: dict[str, Any]) -> str | None:
     """A response following every instruction of `record`, or None if one is not in
-    IFEVAL_WRITERS."""
-    given = dict(zip(record["instruction_id_list"], record["kwargs"]))
-    if not set(given) <= set(IFEVAL_WRITERS):
+    IFEVAL_WRITERS or two of them conflict."""
+    given = dict(zip(record["instruction_id_list"], record["kwargs"], strict=True))
+    conflict = any(pair <= given.keys() for pair in IFEVAL_CONFLICTS)
+    if conflict or not given.keys() <= IFEVAL_WRITERS.keys():
         return None
     text = IFEVAL_BASE_ANSWER
     for instruction, write in IFEVAL_WRITERS.items():

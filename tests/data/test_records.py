@@ -19,6 +19,10 @@ GENERAL = {"task": "general", "prompt": [{"role": "system", "content": "Be kind.
 GOOD = [MATH, CODE, IFEVAL, GENERAL]
 
 
+def without(record: dict, key: str) -> dict:
+    return {k: v for k, v in record.items() if k != key}
+
+
 def write_jsonl(path: Path, rows: list) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -86,7 +90,7 @@ def test_null_columns_count_as_missing(tmp_path):
 BAD = [
     ({"prompt": "p", "answer": "1"}, '"task" is required'),
     (dict(MATH, task="poetry"), '"task" must be one of math, code, ifeval, general'),
-    ({k: v for k, v in MATH.items() if k != "answer"}, 'field "answer" is required for task "math"'),
+    (without(MATH, "answer"), 'field "answer" is required for task "math"'),
     (dict(MATH, answer=""), 'field "answer" must be a non-empty string'),
     (dict(MATH, answer=[1]), 'field "answer" must be'),
     (dict(MATH, prompt=""), 'field "prompt" must be a non-empty string'),
@@ -98,23 +102,23 @@ BAD = [
     (dict(MATH, prompt=[{"role": "system", "content": "x"}]), 'role "user"'),
     (dict(MATH, completion=3), 'field "completion" must be a string'),
     (dict(MATH, id=[1]), 'field "id"'),
-    ({k: v for k, v in CODE.items() if k != "tests"}, 'field "tests" (or APPS/TACO "input_output") is required'),
+    (without(CODE, "tests"), 'field "tests" (or APPS/TACO "input_output") is required'),
     (dict(CODE, tests={"type": "unit"}), 'field "tests" must be an object with "type"'),
     (dict(CODE, tests=["1"]), 'field "tests" must be an object'),
     (dict(CODE, tests={"type": "stdio", "cases": []}), 'field "tests.cases" must be a non-empty list'),
     (dict(CODE, tests={"type": "stdio", "cases": [{"input": "1"}]}), 'field "tests.cases[0].output"'),
-    (dict(CODE, tests={"type": "stdio", "cases": ["1"]}), 'field "tests.cases[0]" must be a dict'),
+    (dict(CODE, tests={"type": "stdio", "cases": ["1"]}), 'field "tests.cases[0]" must be an object'),
     (dict(CODE, tests={"type": "call", "cases": [{"args": [], "expected": 1}]}), 'field "tests.fn_name"'),
     (dict(CODE, tests={"type": "call", "fn_name": "f", "cases": [{"args": [1]}]}),
      'field "tests.cases[0].expected"'),
-    (dict(CODE, tests={"type": "assert", "asserts": [1]}), 'field "tests.asserts[0]" must be a str'),
+    (dict(CODE, tests={"type": "assert", "asserts": [1]}), 'field "tests.asserts[0]" must be a string'),
     (dict(CODE, language=["py"]), 'field "language" must be a string'),
-    ({**{k: v for k, v in CODE.items() if k != "tests"}, "input_output": "{bad json"},
+    (dict(without(CODE, "tests"), input_output="{bad json"),
      'field "input_output" is not valid JSON'),
-    ({**{k: v for k, v in CODE.items() if k != "tests"}, "input_output": {"inputs": ["1"], "outputs": []}},
+    (dict(without(CODE, "tests"), input_output={"inputs": ["1"], "outputs": []}),
      'field "input_output" has 1 inputs but 0 outputs'),
-    ({k: v for k, v in IFEVAL.items() if k != "kwargs"}, 'field "kwargs" is required for task "ifeval"'),
-    ({k: v for k, v in IFEVAL.items() if k != "instruction_id_list"},
+    (without(IFEVAL, "kwargs"), 'field "kwargs" is required for task "ifeval"'),
+    (without(IFEVAL, "instruction_id_list"),
      'field "instruction_id_list" is required for task "ifeval"'),
     (dict(IFEVAL, kwargs=[{}, {}]), 'field "kwargs" must have one entry per instruction'),
     (dict(IFEVAL, instruction_id_list="change_case:english_lowercase"),

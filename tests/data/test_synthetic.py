@@ -1,3 +1,4 @@
+import itertools
 import re
 import subprocess
 import sys
@@ -8,8 +9,8 @@ import pytest
 
 from qwqrl.config import DataSource
 from qwqrl.data import load_source
-from qwqrl.data.synthetic import (GENERATORS, addition_trace, arithmetic, code, code_tasks,
-                                  ifeval_reference, subtraction_trace, word_problems)
+from qwqrl.data.synthetic import (GENERATORS, IFEVAL_WRITERS, addition_trace, arithmetic, code,
+                                  code_tasks, ifeval_reference, subtraction_trace, word_problems)
 from qwqrl.errors import UserError
 
 BOXED = re.compile(r"\\boxed\{([^}]*)\}")
@@ -119,10 +120,11 @@ def test_ifeval_reference_follows_the_instructions_it_knows():
     answer = answer_part(ifeval_reference(record))
     assert answer == answer.lower() and answer.endswith("any other questions?")
     assert "tea" in answer.split() and len(answer.split()) >= 20
-    quoted = answer_part(ifeval_reference({"instruction_id_list": ["startend:quotation", "detectable_format:title"],
-                                           "kwargs": [{}, {}]}))
+    quoted = answer_part(ifeval_reference({
+        "instruction_id_list": ["startend:quotation", "detectable_format:title"], "kwargs": [{}, {}]}))
     assert quoted.startswith('"<<') and quoted.endswith('"')
-    assert ifeval_reference({"instruction_id_list": ["detectable_format:json_format"], "kwargs": [{}]}) is None
+    unknown = {"instruction_id_list": ["detectable_format:json_format"], "kwargs": [{}]}
+    assert ifeval_reference(unknown) is None
 
 
 def test_general_delegates_to_the_reward_model_pairs():
@@ -135,3 +137,36 @@ def test_ifeval_delegates_to_the_verifier_generator():
     pytest.importorskip("qwqrl.verifiers.ifeval.synthetic")
     records = load_source(DataSource(synthetic="ifeval", options={"n": 20, "seed": 0}), Path("."))
     assert all(r["task"] == "ifeval" for r in records)
+
+
+IFEVAL_KWARGS = {
+    "detectable_format:title": {}, "combination:repeat_prompt": {"prompt_to_repeat": "Write about tea."},
+    "keywords:existence": {"keywords": ["tea", "cup"]},
+    "keywords:frequency": {"keyword": "green", "frequency": 3, "relation": "at least"},
+    "punctuation:no_comma": {}, "length_constraints:number_words": {"num_words": 30, "relation": "at least"},
+    "detectable_content:postscript": {"postscript_marker": "P.S."},
+    "startend:end_checker": {"end_phrase": "Is there anything else I can help with?"},
+    "change_case:english_lowercase": {}, "change_case:english_capital": {}, "startend:quotation": {},
+}
+
+
+def test_ifeval_references_pass_the_ifeval_verifier():
+    """Every writable combination of up to three instructions earns the full score."""
+    verifier = pytest.importorskip("qwqrl.verifiers.ifeval.verifier")
+    assert set(IFEVAL_KWARGS) == set(IFEVAL_WRITERS)
+    judged = 0
+    for k in (1, 2, 3):
+        for ids in itertools.combinations(IFEVAL_KWARGS, k):
+            record = {"task": "ifeval", "prompt": "Write about tea.", "instruction_id_list": list(ids),
+                      "kwargs": [IFEVAL_KWARGS[i] for i in ids]}
+            completion = ifeval_reference(record)
+            if completion is not None:
+                judged += 1
+                assert verifier.verify(record, completion).score == 1.0, completion
+    assert judged > 150
+
+
+def test_math_references_pass_the_math_verifier():
+    math_verifier = pytest.importorskip("qwqrl.verifiers.math")
+    records = arithmetic(20, 0) + word_problems(20, 0)
+    assert [v.score for v in math_verifier.verify_batch(records)] == [1.0] * 40
