@@ -14,6 +14,7 @@ from qwqrl.errors import UserError
 # Modules exposing `add_parser(subparsers)`; each sets `func` on its parser.
 COMMANDS = [
     "qwqrl.recipe_cmd",
+    "qwqrl.score",
 ]
 
 
