@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import (PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM,
+                          Qwen2ForSequenceClassification)
 
 from qwqrl.chat_template import QWQ_CHAT_TEMPLATE
 
@@ -62,3 +63,16 @@ def build_model(tokenizer: PreTrainedTokenizerFast, preset: str = "tiny", seed: 
     )
     torch.manual_seed(seed)
     return Qwen2ForCausalLM(config)
+
+
+def build_reward_model(tokenizer: PreTrainedTokenizerFast, preset: str = "tiny", seed: int = 0,
+                       **overrides: Any) -> Qwen2ForSequenceClassification:
+    """A randomly initialised Qwen2 reward model (one score) with `build_model`'s shapes and ids."""
+    import torch
+
+    with torch.device("meta"):  # only its config is wanted: no weights are allocated
+        config = build_model(tokenizer, preset, seed, **overrides).config
+    config.num_labels = 1
+    config.tie_word_embeddings = False  # no LM head to tie
+    torch.manual_seed(seed)
+    return Qwen2ForSequenceClassification(config)
