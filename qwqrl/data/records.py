@@ -34,7 +34,7 @@ def load_source(src: DataSource, base: Path) -> list[dict]:
     records, errors = [], []
     for index, (where, record) in enumerate(located):
         if not isinstance(record, dict):
-            errors.append(f"{where}: a record is a JSON object, found {type(record).__name__}")
+            errors.append(f"{where}: a record is a JSON object (found {_kind(record)})")
             continue
         if src.task is not None:
             record["task"] = src.task
@@ -78,7 +78,8 @@ def _read(src: DataSource, base: Path) -> tuple[str, list[tuple[str, Any]]]:
         return src.path, READERS.get(path.suffix, _unknown_suffix)(src.path, path)
     if src.hub is not None:
         return src.hub, _numbered(src.hub, _read_hub(src.hub, src.options))
-    return _synthetic_name(src), _numbered(_synthetic_name(src), _generate(src))
+    name = _synthetic_name(src)
+    return name, _numbered(name, _generate(src))
 
 
 def _read_jsonl(name: str, path: Path) -> list[tuple[str, Any]]:
@@ -104,7 +105,7 @@ def _read_json(name: str, path: Path) -> list[tuple[str, Any]]:
         return _read_jsonl(name, path)
     if not isinstance(data, list):
         raise UserError(f"{name}: expected a JSON array of records (or JSON Lines), "
-                        f"found a JSON {_kind(data)}")
+                        f"found {_kind(data)}")
     return _numbered(name, data)
 
 

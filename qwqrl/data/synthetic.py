@@ -30,7 +30,7 @@ MAX_TRIES_PER_RECORD = 1000  # drawing distinct problems in a split gives up aft
 
 def reference(reasoning: str, answer: str) -> str:
     """A completion in the QwQ shape, continuing after the template's `<think>\\n`."""
-    return f"{reasoning}\n</think>\n\n{answer}"
+    return f"{reasoning}\n{THINK_CLOSE}\n\n{answer}"
 
 
 # ------------------------------------------------------------------------------------------ math
@@ -233,17 +233,12 @@ IFEVAL_WRITERS: dict[str, Callable[[str, dict[str, Any]], str]] = {
 }
 
 
-# Pairs no single response can follow (both want to own the first character or the case).
-IFEVAL_CONFLICTS = ({"combination:repeat_prompt", "startend:quotation"},
-                    {"change_case:english_lowercase", "change_case:english_capital"})
-
-
 def ifeval_reference(record: dict[str, Any]) -> str | None:
-    """A response following every instruction of `record`, or None if one is not in
-    IFEVAL_WRITERS or two of them conflict."""
+    """A response meant to follow every instruction of `record`; None if one is not in
+    IFEVAL_WRITERS. Contradictory sets (quotes around a repeated prompt) still get one, so
+    callers keep only references the ifeval verifier accepts."""
     given = dict(zip(record["instruction_id_list"], record["kwargs"], strict=True))
-    conflict = any(pair <= given.keys() for pair in IFEVAL_CONFLICTS)
-    if conflict or not given.keys() <= IFEVAL_WRITERS.keys():
+    if not given.keys() <= IFEVAL_WRITERS.keys():
         return None
     text = IFEVAL_BASE_ANSWER
     for instruction, write in IFEVAL_WRITERS.items():
@@ -253,15 +248,18 @@ def ifeval_reference(record: dict[str, Any]) -> str | None:
 
 
 def ifeval(n: int, seed: int) -> list[dict]:
-    """Instruction-following prompts from the ifeval verifier's own generator, plus a reference
-    completion where `ifeval_reference` can write one."""
+    """Instruction-following prompts from the ifeval verifier's own generator, with a reference
+    completion where `ifeval_reference` writes one that the ifeval verifier scores 1."""
     from qwqrl.verifiers.ifeval.synthetic import make_records
+    from qwqrl.verifiers.registry import verify_batch
 
     records = [{**record, "task": "ifeval"} for record in make_records(n, seed)]
-    for record in records:
-        completion = ifeval_reference(record)
-        if completion is not None:
-            record["completion"] = completion
+    drafts = {i: ifeval_reference(record) for i, record in enumerate(records)}
+    drafts = {i: draft for i, draft in drafts.items() if draft is not None}
+    verdicts = verify_batch("ifeval", [{**records[i], "completion": d} for i, d in drafts.items()])
+    for (i, draft), verdict in zip(drafts.items(), verdicts, strict=True):
+        if verdict.score == 1.0:
+            records[i]["completion"] = draft
     return records
 
 
