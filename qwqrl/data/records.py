@@ -132,7 +132,10 @@ READERS: dict[str, Callable[[str, Path], list[tuple[str, Any]]]] = {
 def _read_hub(hub_id: str, options: dict[str, Any]) -> list[dict]:
     import datasets
 
-    loaded = datasets.load_dataset(hub_id, **options)
+    try:
+        loaded = datasets.load_dataset(hub_id, **options)
+    except (OSError, ValueError) as e:  # not found, offline, unknown config or split
+        raise UserError(f"{hub_id}: cannot load with datasets.load_dataset: {e}") from None
     if isinstance(loaded, datasets.DatasetDict):
         if len(loaded) != 1:
             raise UserError(f"{hub_id}: has splits {sorted(loaded)}; choose one with "

@@ -192,3 +192,27 @@ def test_synthetic_source_and_bad_options():
         load_source(DataSource(synthetic="arithmetic", options={"n": 5, "colour": "red"}), Path("."))
     with pytest.raises(UserError, match="bad options"):
         load_source(DataSource(synthetic="arithmetic", options={}), Path("."))
+
+
+def test_hub_source_goes_through_load_dataset(monkeypatch):
+    """No hub access: load_dataset is replaced by one returning local splits."""
+    import datasets
+
+    splits = datasets.DatasetDict({"train": datasets.Dataset.from_list([MATH]),
+                                   "test": datasets.Dataset.from_list([MATH, MATH])})
+    calls = []
+
+    def fake_load_dataset(hub_id, **options):
+        calls.append((hub_id, options))
+        if hub_id == "missing/set":
+            raise datasets.exceptions.DatasetNotFoundError("no such dataset")
+        return splits[options["split"]] if "split" in options else splits
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    records = load_source(DataSource(hub="org/math", options={"split": "test"}), Path("."))
+    assert len(records) == 2 and records[1]["id"] == "org/math#1"
+    assert calls == [("org/math", {"split": "test"})]
+    with pytest.raises(UserError, match=r"org/math: has splits \['test', 'train'\]; choose one"):
+        load_source(DataSource(hub="org/math"), Path("."))
+    with pytest.raises(UserError, match="missing/set: cannot load"):
+        load_source(DataSource(hub="missing/set"), Path("."))
