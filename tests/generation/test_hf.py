@@ -8,29 +8,7 @@ from qwqrl.generation import Generator, SamplingParams, make_generator
 from qwqrl.generation.hf import HFGenerator
 from qwqrl.tiny import build_tokenizer
 
-
-def teacher_forced_logits(model, rollout) -> torch.Tensor:
-    """(len(completion), V) logits predicting each completion token, from one unpadded pass."""
-    ids = torch.tensor([rollout.prompt_ids + rollout.completion_ids])
-    with torch.no_grad():
-        logits = model(input_ids=ids).logits[0].float()
-    return logits[len(rollout.prompt_ids) - 1:-1]
-
-
-def chosen(logprobs: torch.Tensor, rollout) -> torch.Tensor:
-    return logprobs.gather(-1, torch.tensor(rollout.completion_ids)[:, None]).squeeze(-1)
-
-
-def processed_logprobs(logits: torch.Tensor, s: SamplingParams) -> torch.Tensor:
-    """log-softmax after temperature, top-k, then the top-p nucleus, written independently."""
-    z = logits / s.temperature
-    if s.top_k:
-        kth = z.topk(s.top_k, dim=-1).values[:, -1:]
-        z = z.masked_fill(z < kth, float("-inf"))
-    probs, order = z.softmax(-1).sort(-1, descending=True)
-    mass_before = probs.cumsum(-1) - probs
-    drop = torch.zeros_like(z, dtype=torch.bool).scatter(-1, order, mass_before >= s.top_p)
-    return z.masked_fill(drop, float("-inf")).log_softmax(-1)
+from .reference import chosen, expected_logprobs, teacher_forced_logits
 
 
 def test_is_a_generator_and_groups_by_prompt(model, tok, prompts):
@@ -56,10 +34,9 @@ def test_logprobs_match_teacher_forcing(model, tok, prompts, bias_logits, sampli
     rollouts = HFGenerator(model, tok, batch_size=3).generate(prompts, n=3, sampling=sampling)
     assert {r.finish_reason for r in rollouts} == {"stop", "length"}  # padding really happened
     for r in rollouts:
-        logits = teacher_forced_logits(model, r)
-        expected = chosen(processed_logprobs(logits, sampling), r)
-        torch.testing.assert_close(torch.tensor(r.logprobs), expected, atol=1e-4, rtol=0)
-        tempered = chosen(torch.log_softmax(logits / sampling.temperature, -1), r)
+        torch.testing.assert_close(torch.tensor(r.logprobs), expected_logprobs(model, r, sampling),
+                                   atol=1e-4, rtol=0)
+        tempered = chosen(torch.log_softmax(teacher_forced_logits(model, r) / sampling.temperature, -1), r)
         if sampling.top_k == 0 and sampling.top_p == 1.0:  # the learner's log-probs, exactly
             torch.testing.assert_close(torch.tensor(r.logprobs), tempered, atol=1e-4, rtol=0)
         else:  # renormalising over the kept tokens only raises them
@@ -117,9 +94,8 @@ def test_greedy_is_argmax_with_untempered_logprobs(model, tok, prompts):
     rollouts = HFGenerator(model, tok).generate(prompts, n=2, sampling=greedy)
     assert rollouts[0].completion_ids == rollouts[1].completion_ids  # n copies of one answer
     for r in rollouts:
-        logits = teacher_forced_logits(model, r)
-        assert logits.argmax(-1).tolist() == r.completion_ids
-        torch.testing.assert_close(torch.tensor(r.logprobs), chosen(logits.log_softmax(-1), r), atol=1e-4, rtol=0)
+        assert teacher_forced_logits(model, r).argmax(-1).tolist() == r.completion_ids
+        torch.testing.assert_close(torch.tensor(r.logprobs), expected_logprobs(model, r, greedy), atol=1e-4, rtol=0)
 
 
 def test_restores_train_mode_and_sync_is_a_no_op(model, tok, prompts):
@@ -143,8 +119,7 @@ def test_peft_model_generates_with_adapter(model, tok, prompts):
     sampling = SamplingParams(max_new_tokens=6, top_k=0, top_p=1.0, seed=0)
     rollouts = HFGenerator(lora, tok).generate(prompts, n=1, sampling=sampling)
     for r in rollouts:  # log-probs come from the adapted model, not the base
-        expected = chosen(torch.log_softmax(teacher_forced_logits(lora, r) / sampling.temperature, -1), r)
-        torch.testing.assert_close(torch.tensor(r.logprobs), expected, atol=1e-4, rtol=0)
+        torch.testing.assert_close(torch.tensor(r.logprobs), expected_logprobs(lora, r, sampling), atol=1e-4, rtol=0)
 
 
 def test_rejects_bad_settings(model, tok):
