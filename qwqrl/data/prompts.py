@@ -17,8 +17,8 @@ MULTIPLE_CHOICE_INSTRUCTION = ('Please show your choice in the `answer` field wi
 CODE_INSTRUCTION = "Write your solution as a single ```{language} code block."
 
 CHOICE_LETTER = re.compile(r"[A-J]")
-# An option line: "A. ...", "(B) ...", "C) ...", "D: ..." at the start of a line.
-OPTION_LINE = re.compile(r"^\s*\(?([A-J])[).:]\s", re.MULTILINE)
+# An option: "A. ", "(B) ", "C) ", "D: " starting a line, or "(E)" anywhere (inline option lists).
+OPTION_MARK = re.compile(r"^[ \t]*\(?([A-J])[).:][ \t]|\(([A-J])\)", re.MULTILINE)
 
 
 def instruction_for(record: dict[str, Any]) -> str | None:
@@ -37,7 +37,8 @@ def is_multiple_choice(record: dict[str, Any]) -> bool:
     answer = str(record.get("answer", "")).strip()
     if not CHOICE_LETTER.fullmatch(answer):
         return False
-    return len(set(OPTION_LINE.findall(_prompt_text(record["prompt"])))) >= 2
+    marks = OPTION_MARK.findall(_prompt_text(record["prompt"]))
+    return len({line_start or inline for line_start, inline in marks}) >= 2
 
 
 def to_messages(record: dict[str, Any], system_prompt: str | None = None,

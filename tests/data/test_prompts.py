@@ -27,6 +27,9 @@ def test_instructions_can_be_switched_off():
 @pytest.mark.parametrize("record, expected", [
     (CHOICE, MULTIPLE_CHOICE_INSTRUCTION),
     (dict(CHOICE, prompt="Which is prime?\n(A) 4\n(B) 5"), MULTIPLE_CHOICE_INSTRUCTION),
+    (dict(CHOICE, prompt="Which is prime? (A) 4 (B) 5 (C) 6"), MULTIPLE_CHOICE_INSTRUCTION),
+    (dict(CHOICE, prompt="Which is prime?\nA) 4\nB: 5"), MULTIPLE_CHOICE_INSTRUCTION),
+    (dict(CHOICE, prompt="Is B. subtilis a bacterium? (A) yes"), MATH_INSTRUCTION),  # one option
     (dict(CHOICE, prompt="What is the letter after A?"), MATH_INSTRUCTION),  # no options listed
     (dict(CHOICE, answer="5"), MATH_INSTRUCTION),
     ({"task": "code", "prompt": "p"}, CODE_INSTRUCTION.format(language="python")),
