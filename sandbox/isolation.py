@@ -108,6 +108,7 @@ class Isolation:
                 "rlimits": True,
             },
             "cgroup_version": self.cgroups.version if self.cgroups else None,
+            "slot_uids": [self.uids.base, self.uids.base + UID_BLOCK - 1] if self.uids else None,
             "python": self.python,
         }
 
@@ -165,7 +166,8 @@ class Isolation:
             if os.path.exists(etc):
                 args += ["--ro-bind", etc, etc]
         args += ["--proc", "/proc", "--dev", "/dev", "--size", str(self.tmpfs_mb << 20),
-                 "--tmpfs", "/tmp", "--ro-bind", str(ZYGOTE), SANDBOX_ZYGOTE, "--chdir", "/tmp"]
+                 "--tmpfs", "/tmp", "--ro-bind", str(ZYGOTE), SANDBOX_ZYGOTE, "--remount-ro", "/",
+                 "--chdir", "/tmp"]
         return args
 
 

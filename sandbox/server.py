@@ -163,8 +163,9 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        return JSONResponse({"error": problems, "detail": exc.errors()}, status_code=422)
+        detail = [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()]
+        return JSONResponse({"error": "; ".join(f"{d['field']}: {d['problem']}" for d in detail),
+                             "detail": detail}, status_code=422)
 
     async def admitted(endpoint: str, n: int, work: Callable[[], Awaitable[Any]], request: Request) -> Any:
         if not service.admit(n):

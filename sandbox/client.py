@@ -1,0 +1,166 @@
+"""Async client for a fleet of sandbox replicas (used by the code verifier and `qwqrl score`).
+
+Balancing: each request goes to the healthy replica with the fewest outstanding requests.
+A replica that refuses connections or times out is ejected for a while and re-admitted only
+after its /healthz answers. Retries: evaluation is a pure function of the request, so retrying
+on another replica is safe after connection errors, timeouts, 5xx, 429 (after Retry-After) and
+SE results; a 4xx is the caller's mistake and is not retried. A request that still fails comes
+back as a result with status "SE" and an "error" string (reward None), never as an exception,
+so the trainer can mask that one sample.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from dataclasses import dataclass
+
+import httpx
+
+EJECT_S = 5.0
+HEALTH_TIMEOUT_S = 2.0
+MAX_RETRY_AFTER_S = 10.0
+MAX_EJECTED_WAIT_S = 1.0
+BATCH_CONCURRENCY = 256
+
+
+@dataclass
+class Replica:
+    url: str
+    outstanding: int = 0
+    ejected_until: float = 0.0
+    failures: int = 0
+
+
+def se_result(error: str) -> dict:
+    return {"passed": 0, "total": 0, "reward": None, "status": "SE", "cases": [], "error": error}
+
+
+class SandboxClient:
+    def __init__(self, urls: list[str], timeout_s: float = 300.0, max_retries: int = 4) -> None:
+        if not urls:
+            raise ValueError("SandboxClient: expected at least one replica URL")
+        self.replicas = [Replica(u.rstrip("/")) for u in urls]
+        self.timeout_s, self.max_retries = timeout_s, max_retries
+        self._http: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def from_env(cls, **kwargs: float) -> SandboxClient:
+        """Replicas from $QWQRL_SANDBOX_URL (comma-separated)."""
+        urls = [u.strip() for u in os.environ.get("QWQRL_SANDBOX_URL", "").split(",") if u.strip()]
+        if not urls:
+            raise ValueError("QWQRL_SANDBOX_URL is not set (expected comma-separated sandbox URLs)")
+        return cls(urls, **kwargs)
+
+    def _client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._loop is not loop:
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=BATCH_CONCURRENCY)
+            self._http = httpx.AsyncClient(timeout=self.timeout_s, limits=limits, trust_env=False)
+            self._loop = loop
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def _pick(self, avoid: Replica | None) -> Replica:
+        """The least-loaded live replica (not `avoid` when another exists). When every replica is
+        ejected, wait (briefly) for the first ejection to expire and return that one to be probed."""
+        now = time.monotonic()
+        live = [r for r in self.replicas if r.ejected_until <= now]
+        if not live:
+            soonest = min(self.replicas, key=lambda r: r.ejected_until)
+            await asyncio.sleep(min(soonest.ejected_until - now, MAX_EJECTED_WAIT_S))
+            return soonest
+        choices = [r for r in live if r is not avoid] or live
+        least = min(r.outstanding for r in choices)
+        return random.choice([r for r in choices if r.outstanding == least])
+
+    async def _probe(self, replica: Replica) -> None:
+        try:
+            resp = await self._client().get(f"{replica.url}/healthz", timeout=HEALTH_TIMEOUT_S)
+            healthy = resp.status_code == 200
+        except httpx.HTTPError:
+            healthy = False
+        replica.ejected_until = 0.0 if healthy else time.monotonic() + EJECT_S
+
+    def _eject(self, replica: Replica) -> None:
+        replica.failures += 1
+        replica.ejected_until = time.monotonic() + EJECT_S * min(replica.failures, 6)
+
+    async def _post(self, path: str, body: object) -> dict:
+        """POST with balancing and safe retries; an SE result (never an exception) when all fail."""
+        error, last = "no attempt made", None
+        for _ in range(self.max_retries + 1):
+            replica = await self._pick(avoid=last)
+            if replica.ejected_until:  # it was ejected: re-admit only after /healthz answers
+                await self._probe(replica)
+                if replica.ejected_until:
+                    error, last = f"{replica.url} is unhealthy", replica
+                    continue
+            last = replica
+            replica.outstanding += 1
+            try:
+                resp = await self._client().post(f"{replica.url}{path}", json=body)
+            except httpx.HTTPError as e:
+                self._eject(replica)
+                error = f"{replica.url}: {type(e).__name__}: {e}"
+                continue
+            finally:
+                replica.outstanding -= 1
+            if resp.status_code == 429:
+                error = f"{replica.url} is overloaded"
+                delay = float(resp.headers.get("Retry-After", "1") or 1)
+                await asyncio.sleep(min(delay, MAX_RETRY_AFTER_S) * random.uniform(0.5, 1.0))
+                continue
+            if resp.status_code >= 500:
+                self._eject(replica)
+                error = f"{replica.url}: HTTP {resp.status_code}"
+                continue
+            replica.failures = 0
+            if resp.status_code >= 400:
+                return se_result(f"{replica.url} rejected the request (HTTP {resp.status_code}): "
+                                 f"{_error_text(resp)}")
+            result = resp.json()
+            if result.get("status") != "SE":
+                return result
+            error = f"{replica.url}: sandbox error: {result.get('error', '')}"
+        return se_result(f"gave up after {self.max_retries + 1} attempts; last: {error}")
+
+    async def run(self, request: dict) -> dict:
+        """POST /v1/run (one program, no tests)."""
+        return await self._post("/v1/run", request)
+
+    async def evaluate(self, request: dict) -> dict:
+        return await self._post("/v1/evaluate", request)
+
+    async def evaluate_batch(self, requests: list[dict]) -> list[dict]:
+        """Results in order; each request is balanced (and retried) on its own."""
+        gate = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+        async def one(request: dict) -> dict:
+            async with gate:
+                return await self.evaluate(request)
+
+        return list(await asyncio.gather(*(one(r) for r in requests)))
+
+    def evaluate_many(self, requests: list[dict]) -> list[dict]:
+        """Synchronous `evaluate_batch` for callers without a running event loop (e.g. a thread)."""
+        async def batch() -> list[dict]:
+            try:
+                return await self.evaluate_batch(requests)
+            finally:
+                await self.aclose()
+
+        return asyncio.run(batch())
+
+
+def _error_text(resp: httpx.Response) -> str:
+    try:
+        return str(resp.json().get("error", resp.text))[:1000]
+    except ValueError:
+        return resp.text[:1000]

@@ -1,0 +1,88 @@
+"""A sandbox server on this machine for the life of a `with` block.
+
+Used by `qwqrl score` and the training pipeline when $QWQRL_SANDBOX_URL is not set, and by the
+tests. It starts `python -m qwqrl.sandbox.server` on a free 127.0.0.1 port, waits for /healthz,
+and on exit stops exactly the process it started (and that process's children), by PID.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import psutil
+
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalSandbox:
+    def __init__(self, workers: int | None = None, extra_args: list[str] | None = None,
+                 log_path: str | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self.extra_args = list(extra_args or [])
+        self.log_path = log_path
+        self.port = 0
+        self.url = ""
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> LocalSandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        argv = [sys.executable, "-m", "qwqrl.sandbox.server", "--host", "127.0.0.1", "--port", str(self.port),
+                "--workers", str(self.workers), "--log-level", "warning", *self.extra_args]
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT if self.log_path else None)
+        finally:
+            if self.log_path:
+                log.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self.proc = None
+                raise RuntimeError(f"sandbox server exited during start-up (code {code})")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/healthz", timeout=1.0, trust_env=False).status_code == 200:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"sandbox server did not answer /healthz within {START_TIMEOUT_S:.0f}s")
+
+    def stop(self) -> None:
+        """SIGTERM the server (it stops its slots), then SIGKILL it and any child left."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        try:
+            children = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            children = []
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
