@@ -109,9 +109,10 @@ def _grid(evals: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
 
 
 def _checkpoint(ev: dict[str, Any]) -> str:
+    """`initial`, else `after <stage>` (`when` defaults to after: stages end in an evaluation)."""
     if ev["stage"] == "initial":
         return "initial"
-    return f"{ev['when']} {ev['stage']}"
+    return f"{ev.get('when', 'after')} {ev['stage']}"
 
 
 def _number(value: float | None, sign: str = "") -> str:

@@ -11,8 +11,7 @@
    no rank checks. Progress bars belong to the trainer.
 
 A resumed run appends to the same files and continues the same wandb run (its id is kept in
-`wandb/run-id`). Steps logged after the last checkpoint and before a crash are logged again on
-resume; `read_metrics` keeps the resumed history.
+`wandb/run-id`); the pipeline first drops the lines logged after the checkpoint it resumes from.
 """
 from __future__ import annotations
 
@@ -95,11 +94,9 @@ class Tracker:
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The records of `run_dir/metrics.jsonl`, in order.
+    """The records of `run_dir/metrics.jsonl`, in order; [] before anything was logged.
 
-    A last line cut short by a crash is skipped; a broken line elsewhere is an error. When the
-    step goes back (a resume from a checkpoint), the records the resumed run logs again replace
-    the earlier ones from that step on, so each step's history is the one that led to the end.
+    A last line cut short by a crash is skipped; a broken line elsewhere is an error.
     """
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
@@ -110,14 +107,11 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            records.append(json.loads(line))
         except json.JSONDecodeError as e:
             if lineno == len(lines):
                 break
             raise ValueError(f"{path}:{lineno}: not valid JSON: {e.msg}") from None
-        if records and record["step"] < records[-1]["step"]:
-            records = [r for r in records if r["step"] < record["step"]]
-        records.append(record)
     return records
 
 

@@ -13,7 +13,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EVALS = [
     {"stage": "initial", "when": "before",
      "metrics": {"pass_rate/math": 0.125, "pass_rate/code": 0.05, "mean_length": 512.0}},
-    {"stage": "stage1", "when": "after",
+    {"stage": "stage1",  # `when` left out: after
      "metrics": {"pass_rate/math": 0.5, "pass_rate/code": 0.25, "mean_length": 1800.0}},
     {"stage": "stage2", "when": "after",
      "metrics": {"pass_rate/math": 0.475, "pass_rate/code": 0.25, "pass_rate/ifeval": 0.6,
