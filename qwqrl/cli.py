@@ -13,6 +13,7 @@ from qwqrl.errors import UserError
 
 # Modules exposing `add_parser(subparsers)`; each sets `func` on its parser.
 COMMANDS = [
+    "qwqrl.sandbox.cli",
     "qwqrl.recipe_cmd",
     "qwqrl.rm.cli",
     "qwqrl.score",
