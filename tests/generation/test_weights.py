@@ -4,6 +4,9 @@ Also the HF generator on a ZeRO-3 engine (single rank, CPU): partitioned paramet
 gathered for the sync and generation must match the unpartitioned model token for token.
 """
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -116,3 +119,18 @@ def test_hf_generation_on_zero3_engine_matches_plain_model(tok, prompts, zero3):
     assert [r.completion_ids for r in sharded] == [r.completion_ids for r in plain]
     for a, b in zip(sharded, plain):
         torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow  # two DeepSpeed processes: ~20-30 s on 2 cores
+def test_hf_generation_across_zero3_ranks(tmp_path):
+    """Two CPU ranks (see zero3_ranks.py): synced_gpus keeps early finishers stepping."""
+    pytest.importorskip("deepspeed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    worker = Path(__file__).with_name("zero3_ranks.py")
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", str(port), str(worker)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "rank 0 ok" in done.stdout and "rank 1 ok" in done.stdout
