@@ -75,6 +75,12 @@ class Rollout:
     finish_reason: str
 
 
+def encode_prompts(tokenizer: Any, prompts: list[str]) -> list[list[int]]:
+    """Token ids of chat-templated prompts, exactly as the learner will see them: the template
+    already wrote every special token, so none are added (an extra BOS would shift positions)."""
+    return [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+
+
 @runtime_checkable
 class Generator(Protocol):
     """A rollout engine. `generate` returns len(prompts) * n rollouts, prompt 0's n first."""

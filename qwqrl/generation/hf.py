@@ -28,7 +28,7 @@ from transformers import (GenerationConfig, LogitsProcessor, LogitsProcessorList
                           TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
 from transformers.generation.stopping_criteria import EosTokenCriteria
 
-from qwqrl.generation.base import Rollout, SamplingParams
+from qwqrl.generation.base import Rollout, SamplingParams, encode_prompts
 from qwqrl.generation.weights import is_zero3_partitioned, unwrap_model
 
 
@@ -101,7 +101,7 @@ class HFGenerator:
         self.eos_ids = eos_token_ids(self.model, tokenizer)
 
     def generate(self, prompts: list[str], n: int, sampling: SamplingParams) -> list[Rollout]:
-        rows = [(i, ids) for i, ids in enumerate(self._encode(prompts)) for _ in range(n)]
+        rows = [(i, ids) for i, ids in enumerate(encode_prompts(self.tokenizer, prompts)) for _ in range(n)]
         batches = [rows[s:s + self.batch_size] for s in range(0, len(rows), self.batch_size)]
         synced_gpus = self._synced_gpus(len(batches))
         was_training = self.model.training
@@ -126,10 +126,6 @@ class HFGenerator:
 
     def wake_up(self) -> None:
         """No-op, see `sleep`."""
-
-    def _encode(self, prompts: list[str]) -> list[list[int]]:
-        # The chat template already wrote every special token; adding more would shift positions.
-        return [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
 
     def _rng_devices(self) -> list[torch.device]:
         return [self.device] if self.device.type == "cuda" else []

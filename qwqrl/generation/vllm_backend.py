@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from qwqrl.generation.base import Rollout, SamplingParams
+from qwqrl.generation.base import Rollout, SamplingParams, encode_prompts
 from qwqrl.generation.weights import iter_full_weights
 
 INSTALL_HINT = "VLLMGenerator needs vLLM on a CUDA machine: pip install 'qwqrl[vllm]'"
@@ -106,7 +106,7 @@ class VLLMGenerator:
         if self._weights_discarded:
             raise RuntimeError("vLLM discarded its weights in sleep(level=2); call sync_weights(model) first")
         self.wake_up()
-        local_ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        local_ids = encode_prompts(self.tokenizer, prompts)
         all_ids, offset = self._gather_tp(local_ids)
         params = [vllm.SamplingParams(
             n=n, temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k,
