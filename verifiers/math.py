@@ -21,12 +21,13 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
+from fractions import Fraction
 from typing import Any
 
 from qwqrl.verifiers.base import Verdict, completion_text, final_answer
 from qwqrl.verifiers.math_answer import (
-    MathJob, as_integer, boxed_contents, gold_answer, hedges, mc_gold_letter, mc_letters,
-    normalize, stated_answer, stated_integer, too_complex,
+    MathJob, as_number, boxed_contents, gold_answer, hedges, mc_gold_letter, mc_letters,
+    normalize, stated_answer, stated_number, too_complex,
 )
 from qwqrl.verifiers.pool import DeadlinePool, Outcome
 from qwqrl.verifiers.reward_fn import reward_function
@@ -55,6 +56,16 @@ def _verdict(score: float | None, extracted: str | None, reason: str | None = No
     return Verdict(score, detail, error)
 
 
+def _compare_numbers(gold: Fraction, answers: set[Fraction], extracted: str) -> Verdict | None:
+    """Literal numbers against a literal gold: exact. None where math-verify's float rounding
+    must decide (a non-integer gold that no answer equals exactly, e.g. 1/3 vs 0.333333)."""
+    if answers == {gold}:
+        return _verdict(1.0, extracted)
+    if gold.denominator == 1:  # integers: no tolerance
+        return _verdict(0.0, extracted, "hedged" if len(answers) > 1 else None)
+    return None
+
+
 def prepare(gold: str, completion: str, think_opened: bool = True) -> Verdict | MathJob:
     """Apply the policy; return a Verdict when no sympy is needed, else the job for a worker."""
     region = final_answer(completion, think_opened)
@@ -75,17 +86,21 @@ def prepare(gold: str, completion: str, think_opened: bool = True) -> Verdict | 
         return _verdict(0.0, statement, "hedged")
     if any(too_complex(c) for c in candidates):
         return _verdict(0.0, statement[:200], "too_complex")
-    gold_int = as_integer(gold)
+    gold_number = as_number(gold)
     if candidates:
-        ints = {as_integer(c) for c in candidates}
-        if gold_int is not None and None not in ints:  # integers: exact, and no tolerance
-            return _verdict(float(ints == {gold_int}), statement, None if len(ints) == 1 else "hedged")
-        if {normalize(c) for c in candidates} == {normalize(gold)}:
+        numbers = {as_number(c) for c in candidates}
+        if gold_number is not None and None not in numbers:
+            verdict = _compare_numbers(gold_number, numbers, statement)
+            if verdict is not None:
+                return verdict
+        elif {normalize(c) for c in candidates} == {normalize(gold)}:
             return _verdict(1.0, statement)
         return MathJob(gold, tuple(candidates))
-    stated = stated_integer(statement)
-    if gold_int is not None and stated is not None:
-        return _verdict(float(stated == gold_int), statement)
+    stated = stated_number(statement)
+    if gold_number is not None and stated is not None:
+        verdict = _compare_numbers(gold_number, {stated}, statement)
+        if verdict is not None:
+            return verdict
     return MathJob(gold, (), region)
 
 

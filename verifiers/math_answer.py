@@ -9,25 +9,27 @@ math-verify decides whether two answers are equal. What an RL reward also needs 
   candidates, or, without any, the sentence that states the answer;
 - hedging earns nothing: "4 or 5", `\\pm` (unless the gold has it), several different boxed
   values, several multiple-choice letters;
-- a fast path settles the common cases without sympy: equal normalized strings, integer literals
-  compared exactly, multiple-choice letters.
+- a fast path settles the common cases without sympy: equal normalized strings, numbers written
+  as literals (integers, decimals, simple fractions) compared exactly, multiple-choice letters.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 _BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _TEXT_WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mathbf|textit|mbox)\s*\{([^{}]*)\}")
 _SPACING = re.compile(r"\\[,;:! ]|\\q?quad|~")
-_INTEGER = re.compile(r"-?\d+")
+_DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")
+_FRACTION = re.compile(r"(-?)(?:\\frac\{(\d+)\}\{(\d+)\}|(\d+)/(\d+))")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+")
 # Words and operators that offer more than one answer. `or` must stand alone as a word.
 _HEDGES = {"or": re.compile(r"(?<![A-Za-z])or(?![A-Za-z])"),
            "pm": re.compile(r"\\pm|\\mp|±|∓")}
 # The sentence that states an answer: from the last "answer is"/"answer:" to the end of its line.
 _ANSWER_ANCHOR = re.compile(r"answer\s*(?:is\b|:|=)", re.IGNORECASE)
-_STATED_INTEGER = re.compile(r"\s*\**\s*\$?\s*(-?\d[\d,]*)\s*\$?\s*\**\s*\.?\s*")
+_STATED_NUMBER = re.compile(r"\s*\**\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)\s*\$?\s*\**\s*\.?\s*")
 
 _MC_GOLD = re.compile(r"\(?([A-J])\)?")
 _MC_BOXED = re.compile(r"\(?([A-J])\)?(?:[\s.:)]|$)")
@@ -79,10 +81,21 @@ def normalize(answer: str) -> str:
     return s
 
 
-def as_integer(answer: str) -> int | None:
-    """The integer an answer spells literally ("17", "-3", "1,000"), else None."""
+def as_number(answer: str) -> Fraction | None:
+    """The exact number an answer spells literally ("17", "1,000", "-0.25", "\\frac{3}{4}",
+    "3/4"), else None. Anything else (radicals, powers, percents) is left to sympy."""
     s = normalize(answer)
-    return int(s) if _INTEGER.fullmatch(s) else None
+    if len(s) > 100:  # beyond any realistic literal; also keeps int() under its digit limit
+        return None
+    if _DECIMAL.fullmatch(s):
+        return Fraction(s)
+    m = _FRACTION.fullmatch(s)
+    if m is None:
+        return None
+    sign, num, den = m.group(1), int(m.group(2) or m.group(4)), int(m.group(3) or m.group(5))
+    if den == 0:
+        return None
+    return Fraction(-num if sign else num, den)
 
 
 def hedges(answer: str, gold: str) -> list[str]:
@@ -114,10 +127,10 @@ def stated_answer(region: str) -> str:
     return lines[-1] if lines else ""
 
 
-def stated_integer(statement: str) -> int | None:
-    """The integer a statement such as "17." or "$1,000$" consists of, else None."""
-    m = _STATED_INTEGER.fullmatch(statement)
-    return as_integer(m.group(1)) if m else None
+def stated_number(statement: str) -> Fraction | None:
+    """The number a statement such as "17." or "$1,000$" consists of, else None."""
+    m = _STATED_NUMBER.fullmatch(statement)
+    return as_number(m.group(1)) if m else None
 
 
 def mc_gold_letter(gold: str) -> str | None:

@@ -13,6 +13,7 @@ enforces the deadline from outside the worker, which also covers what SIGALRM ca
 """
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -27,8 +28,15 @@ _LATEX = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
 _COLLECTIONS = (sympy.Set, sympy.Tuple, sympy.MatrixBase, list, tuple)
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> tuple[Any, ...]:
+    return tuple(parse(text, extraction_config=_LATEX, parsing_timeout=None))
+
+
 def parse_answer(text: str) -> list[Any]:
-    return parse(text, extraction_config=_LATEX, parsing_timeout=None)
+    """math-verify's parse, cached: in RL every prompt's gold comes back with each of its G
+    samples, and the same few candidate answers recur (sympy objects are immutable)."""
+    return list(_parse_cached(text))
 
 
 def _is_single_value(expr: Any) -> bool:

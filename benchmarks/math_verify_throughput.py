@@ -1,0 +1,140 @@
+"""Math verifier throughput: our batch verifier vs math-verify called sequentially, same run.
+
+1. Builds a mixed, seeded set of realistic records (default 5,000): integer, fraction, radical,
+   polynomial, set, interval, matrix and multiple-choice golds, bare or as MATH-style solutions;
+   completions with a reasoning block, answers boxed or stated, right and wrong, in equivalent
+   forms, hedged, unfinished, and a few pathological answers (exponent towers, deep nesting).
+2. Baseline: for each record, in this process, `math_verify.parse` of the gold (in `$...$`
+   unless it has a box) and of the text after `</think>`, then `math_verify.verify`, with
+   math-verify's default (SIGALRM) timeouts.
+3. Ours: `qwqrl.verifiers.math.verify_batch` on the whole set (worker pool on every core, fast
+   path in the parent), after the pool has started (its start-up is reported separately).
+4. Prints records/s for both, the ratio, the worst per-record latency (ours: the longest any
+   record held a worker, bounded by the limit), and how often the two agree.
+
+    .venv/bin/python benchmarks/math_verify_throughput.py [--records 5000] [--timeout-s 5]
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import time
+
+from qwqrl.verifiers.base import final_answer
+from qwqrl.verifiers.math import pool, verify_batch
+
+REASONING = ("Let me think about this step by step. First I rewrite the expression, then I "
+             "simplify each term and check the edge cases carefully. ")
+
+# (gold, equivalent spellings, wrong answers)
+FORMS: list[tuple[str, list[str], list[str]]] = [
+    ("\\frac{1}{2}", ["\\frac{1}{2}", "0.5", "\\dfrac{1}{2}", "1/2"], ["\\frac{1}{3}", "0.52"]),
+    ("\\frac{3}{4}", ["0.75", "\\tfrac34"], ["\\frac{4}{3}"]),
+    ("2\\sqrt{2}", ["\\sqrt{8}", "2\\sqrt{2}", "2 \\sqrt 2"], ["\\sqrt{2}", "4"]),
+    ("x^2+2x+1", ["(x+1)^2", "1+2x+x^2"], ["x^2+1", "x^2+2x"]),
+    ("\\{1,2,3\\}", ["\\{3,2,1\\}", "\\{1, 2, 3\\}"], ["\\{1,2\\}"]),
+    ("(1, 2]", ["(1,2]"], ["[1,2]", "(1,2)"]),
+    ("\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", ["\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}"],
+     ["\\begin{pmatrix}1&2\\\\4&3\\end{pmatrix}"]),
+    ("30^\\circ", ["30", "30^\\circ"], ["60^\\circ"]),
+    ("5\\text{ cm}", ["5", "5 \\text{ cm}"], ["6 \\text{ cm}"]),
+    ("\\pi", ["\\pi"], ["3.14", "2\\pi"]),
+    ("-\\frac{7}{3}", ["-\\frac{7}{3}", "−\\frac{7}{3}"], ["\\frac{7}{3}"]),
+    ("10^{3}", ["1000", "1{,}000", "10^3"], ["100"]),
+]
+PATHOLOGICAL = ["9^{9^{9^9}}", "(" * 2000 + "1" + ")" * 2000, "100000!"]
+
+
+def make_records(n: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        reasoning = REASONING * rng.randint(2, 30)
+        roll = rng.random()
+        if roll < 0.5:  # integer answers (GSM8K, AIME): the most common case
+            value = rng.randint(-50, 5000)
+            gold = str(value)
+            pred = str(value if rng.random() < 0.6 else value + rng.randint(1, 9))
+            if rng.random() < 0.2:
+                pred = f"{int(pred):,}"
+        elif roll < 0.58:  # multiple choice
+            gold = rng.choice("ABCD")
+            pred = gold if rng.random() < 0.5 else rng.choice("ABCD")
+            pred = rng.choice([f"\\boxed{{{pred}}}", f"The answer is ({pred}).",
+                               f'{{"answer": "{pred}"}}'])
+        else:
+            gold, same, wrong = rng.choice(FORMS)
+            pred = rng.choice(same) if rng.random() < 0.6 else rng.choice(wrong)
+        if rng.random() < 0.2:  # MATH-style gold: a full solution
+            gold = f"We find that the value is $\\boxed{{{gold}}}$. {REASONING}"
+        style = rng.random()
+        if pred.startswith(("\\boxed", "The answer is (", '{"answer"')):
+            answer = pred
+        elif style < 0.7:
+            answer = f"Therefore the answer is $\\boxed{{{pred}}}$."
+        elif style < 0.85:
+            answer = f"The final answer is ${pred}$"
+        elif style < 0.92:
+            answer = f"So $\\boxed{{{pred}}}$ or possibly $\\boxed{{{pred}1}}$."  # hedged
+        else:
+            answer = f"It is $\\boxed{{{pred}}}$.\n\nFinal answer: $\\boxed{{{pred}}}$"
+        completion = f"{reasoning}\n</think>\n\n{answer}"
+        if rng.random() < 0.08:  # ran out of tokens inside the reasoning
+            completion = reasoning + f" maybe \\boxed{{{pred}}}"
+        records.append({"id": i, "answer": gold, "completion": completion})
+    for k, bad in enumerate(PATHOLOGICAL):  # a handful, spread over the set
+        records[(k + 1) * n // (len(PATHOLOGICAL) + 1)]["completion"] = (
+            f"{REASONING}\n</think>\nThe answer is $\\boxed{{{bad}}}$.")
+    return records
+
+
+def math_verify_sequential(records: list[dict]) -> tuple[list[float], float]:
+    from math_verify import parse, verify
+
+    scores, worst = [], 0.0
+    for r in records:
+        start = time.perf_counter()
+        text = final_answer(r["completion"])
+        gold = r["answer"] if "\\boxed" in r["answer"] else f"${r['answer']}$"
+        ok = text is not None and verify(parse(gold), parse(text))
+        scores.append(float(ok))
+        worst = max(worst, time.perf_counter() - start)
+    return scores, worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=5000)
+    parser.add_argument("--timeout-s", type=float, default=5.0)
+    args = parser.parse_args()
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    records = make_records(args.records)
+
+    start = time.perf_counter()  # start the pool: one record per worker that needs sympy
+    verify_batch([{"answer": "\\frac{\\sqrt{2}}{2}", "completion": "</think>$\\boxed{2^{-1/2}}$"}]
+                 * pool().processes)
+    startup = time.perf_counter() - start
+    start = time.perf_counter()
+    ours = verify_batch(records, timeout_s=args.timeout_s)
+    ours_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    base, base_worst = math_verify_sequential(records)
+    base_s = time.perf_counter() - start
+
+    stats = pool().stats
+    agree = sum(v.score == b for v, b in zip(ours, base)) / len(records)
+    n = len(records)
+    print(f"math verifier throughput, {n} records, {pool().processes} worker processes, "
+          f"limit {args.timeout_s:g}s per record (pool start-up {startup:.1f}s, not counted)")
+    print(f"{'verifier':<34}{'seconds':>10}{'records/s':>12}{'worst record s':>16}")
+    print(f"{'math-verify, sequential':<34}{base_s:>10.1f}{n / base_s:>12.1f}{base_worst:>16.2f}")
+    print(f"{'qwqrl verify_batch':<34}{ours_s:>10.1f}{n / ours_s:>12.1f}{stats.max_task_s:>16.2f}")
+    print(f"ratio (ours / math-verify): {base_s / ours_s:.2f}x; records sent to workers: "
+          f"{stats.tasks + stats.timeouts + stats.crashes} (timeouts {stats.timeouts}, worker "
+          f"restarts {stats.restarts}); same score as plain math-verify: {agree:.1%}")
+
+
+if __name__ == "__main__":
+    main()
