@@ -15,6 +15,7 @@ from qwqrl.errors import UserError
 COMMANDS = [
     "qwqrl.sandbox.cli",
     "qwqrl.recipe_cmd",
+    "qwqrl.train_cmd",
     "qwqrl.rm.cli",
     "qwqrl.score",
 ]

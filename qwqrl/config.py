@@ -70,6 +70,9 @@ class TokenizerConfig(Strict):
         "qwq", description="`qwq`: ChatML with the generation prompt opening `<think>\\n`; "
                            "`model`: keep the tokenizer's own; anything else: a Jinja template.")
     system_prompt: str | None = Field(None, description="Prepended as a system turn if set.")
+    task_instructions: bool = Field(
+        True, description="Append QwQ's answer-format instruction to prompts (\\boxed{} for math, "
+                          "the `answer` field for multiple choice, a fenced block for code).")
 
 
 # ----------------------------------------------------------------------------------------- data

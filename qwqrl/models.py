@@ -1,0 +1,99 @@
+"""Loading the policy, its tokenizer and (when KL is on) a frozen reference copy.
+
+One place decides dtype, rope scaling (YaRN for long inputs), attention kernel, gradient
+checkpointing, LoRA and the chat template, so every stage and `qwqrl eval` load models alike.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from qwqrl.chat_template import QWQ_CHAT_TEMPLATE
+from qwqrl.config import ModelConfig, TokenizerConfig
+from qwqrl.errors import UserError
+
+
+def torch_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, name)
+
+
+def load_tokenizer(cfg: TokenizerConfig, model_cfg: ModelConfig,
+                   path: str | None = None) -> PreTrainedTokenizerBase:
+    """The tokenizer from `path` (a checkpoint), the recipe's, or the tiny builder's."""
+    source = path or cfg.path or model_cfg.path
+    if source is None:
+        from qwqrl.tiny import build_tokenizer
+        tok = build_tokenizer()
+    else:
+        try:
+            tok = AutoTokenizer.from_pretrained(source)
+        except OSError as e:
+            raise UserError(f"tokenizer: cannot load {source!r}: {e}") from None
+    if cfg.chat_template == "qwq":
+        tok.chat_template = QWQ_CHAT_TEMPLATE
+    elif cfg.chat_template != "model":
+        tok.chat_template = cfg.chat_template
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def load_policy(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, device: torch.device,
+                path: str | None = None, seed: int = 0) -> PreTrainedModel:
+    """The trainable model: from `path` (a previous stage), the recipe's path, or the builder."""
+    dtype = torch_dtype(cfg.dtype, device)
+    source = path or cfg.path
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if cfg.attn_implementation:
+        kwargs["attn_implementation"] = cfg.attn_implementation
+    if source is None:
+        from qwqrl.tiny import build_model
+        model = build_model(tokenizer, cfg.tiny.preset, seed=cfg.tiny.seed + seed,
+                            **cfg.tiny.overrides).to(dtype)
+    else:
+        try:
+            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        except OSError as e:
+            raise UserError(f"model: cannot load {source!r}: {e}") from None
+    if cfg.rope_scaling is not None:
+        model.config.rope_scaling = cfg.rope_scaling.model_dump()
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    if cfg.lora is not None:
+        from peft import LoraConfig, get_peft_model
+        model = get_peft_model(model, LoraConfig(
+            r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+            target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM"))
+    return model.to(device)
+
+
+def reference_copy(model: PreTrainedModel) -> PreTrainedModel:
+    """A frozen copy for the KL term (loaded only when kl.beta > 0)."""
+    ref = copy.deepcopy(model).eval()
+    ref.requires_grad_(False)
+    return ref
+
+
+def save_pretrained_atomic(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                           out: Path, state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write an HF checkpoint (LoRA merged) to `out` via a temp dir, so readers never see half."""
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if hasattr(model, "merge_and_unload"):  # peft: save plain merged weights, keep the adapter
+        model = copy.deepcopy(model).merge_and_unload()
+    model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
+    tokenizer.save_pretrained(tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out

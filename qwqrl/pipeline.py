@@ -1,0 +1,284 @@
+"""The run: a recipe's stages in order, with evaluations around each and a report at the end.
+
+    initial eval -> [sft cold start] -> eval -> rl stage one -> eval -> rl stage two -> eval
+
+Stage N+1 starts from stage N's final weights (saved as an HF checkpoint under
+`checkpoints/<stage>/final`), or from its own `init_from`. `progress.json` records finished
+stages and the latest step checkpoint, so `--resume` skips what is done and continues a stage at
+its last checkpoint with the same data order and RNG. Services the rewards need (a sandbox for
+code, a reward model) are started here and stopped at the end.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from qwqrl.checkpoint import Progress, write_json_atomic
+from qwqrl.config import Recipe, RLStage, SFTStage
+from qwqrl.data.mixture import MixtureSampler, mix_with_replay
+from qwqrl.data.prompts import render_prompt
+from qwqrl.data.records import load_source
+from qwqrl.distributed import Dist, barrier, init_distributed
+from qwqrl.errors import UserError
+from qwqrl.evaluation import evaluate
+from qwqrl.learner import Learner
+from qwqrl.models import load_policy, load_tokenizer, reference_copy, save_pretrained_atomic
+from qwqrl.recipe import dump_recipe
+from qwqrl.rewards import RewardRouter
+from qwqrl.rl_trainer import RLTrainer, check_tasks
+from qwqrl.tracking import Tracker, read_metrics
+
+Sources = list[tuple[list[dict[str, Any]], float]]
+
+
+class Pipeline:
+    def __init__(self, recipe: Recipe, recipe_dir: Path, resume: bool = False,
+                 only_stages: list[int] | None = None) -> None:
+        self.recipe = recipe
+        self.base = recipe_dir
+        self.resume = resume
+        self.only = only_stages
+        self.run_dir = Path(recipe.output_dir or Path("runs") / recipe.name)
+        self.dist: Dist = init_distributed()
+        torch.manual_seed(recipe.seed)
+        if self.run_dir.exists() and not resume and (self.run_dir / "progress.json").exists() \
+                and only_stages is None:
+            raise UserError(f"{self.run_dir} already holds a run: pass --resume to continue it, "
+                            f"or set output_dir / name to start a new one")
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            dump_recipe(recipe, self.run_dir / "recipe.yaml")
+        barrier()
+        self.progress = Progress(self.run_dir)
+        self.tokenizer = load_tokenizer(recipe.tokenizer, recipe.model)
+        self.render = partial(render_prompt, self.tokenizer, system_prompt=recipe.tokenizer.system_prompt,
+                              instructions=recipe.tokenizer.task_instructions)
+        self.eval_records = [r for src in recipe.eval.sets for r in load_source(src, self.base)]
+        self.evals_path = self.run_dir / "evals.json"
+        self.evals: list[dict[str, Any]] = (json.loads(self.evals_path.read_text())
+                                            if resume and self.evals_path.exists() else [])
+
+    # ------------------------------------------------------------------------------ services
+
+    @contextlib.contextmanager
+    def services(self) -> Iterator[dict[str, Any]]:
+        """A sandbox when any code is judged, and a reward model when any stage uses one."""
+        needs_code = any(isinstance(s, RLStage) and s.rewards.code for s in self.recipe.stages) \
+            or any(r["task"] == "code" for r in self.eval_records)
+        general = next((s.rewards.general for s in self.recipe.stages
+                        if isinstance(s, RLStage) and s.rewards.general), None)
+        with contextlib.ExitStack() as stack:
+            out: dict[str, Any] = {"sandbox": None, "reward_model": None}
+            if needs_code:
+                out["sandbox"] = stack.enter_context(self._sandbox())
+            if general is not None:
+                out["reward_model"] = self._reward_model(general)
+            yield out
+
+    @contextlib.contextmanager
+    def _sandbox(self) -> Iterator[Any]:
+        from qwqrl.sandbox.client import SandboxClient
+
+        urls = next((s.rewards.code.urls for s in self.recipe.stages
+                     if isinstance(s, RLStage) and s.rewards.code and s.rewards.code.urls), [])
+        urls = urls or [u for u in os.environ.get("QWQRL_SANDBOX_URL", "").split(",") if u]
+        if urls:
+            yield SandboxClient(urls)
+            return
+        from qwqrl.sandbox.local import LocalSandbox
+
+        # One local server per process keeps the launch simple; real runs point at a fleet.
+        with LocalSandbox() as server:
+            yield SandboxClient([server.url])
+
+    def _reward_model(self, cfg: Any) -> Any:
+        from qwqrl.verifiers.reward_model import RemoteRewardModel, RewardModelScorer
+
+        if cfg.url:
+            return RemoteRewardModel(cfg.url, normalize=cfg.normalize)
+        path = self._resolve(cfg.path)
+        return RewardModelScorer(path, device=cfg.device or str(self.dist.device),
+                                 batch_size=cfg.batch_size, normalize=cfg.normalize)
+
+    def _resolve(self, path: str) -> str:
+        """Paths in a recipe are tried against the working directory, then the recipe's folder
+        and the run directory (the demo builds its reward model there)."""
+        for candidate in (Path(path), self.base / path, self.run_dir / path):
+            if candidate.exists():
+                return str(candidate)
+        return path  # a hub id
+
+    # ---------------------------------------------------------------------------------- run
+
+    def run(self) -> list[dict[str, Any]]:
+        if self.resume:
+            self._truncate_metrics(self._resume_point())
+        with self.services() as svc:
+            self.svc = svc
+            tracker = Tracker(self.run_dir, self.recipe.logging, self.recipe.model_dump(mode="json"),
+                              is_main=self.dist.is_main)
+            self.tracker = tracker
+            try:
+                self._run_stages()
+            finally:
+                tracker.finish()
+        if self.dist.is_main:
+            from qwqrl.report import write_report
+            write_report(self.run_dir, self.evals, title=f"qwqrl run {self.recipe.name}")
+        return self.evals
+
+    def _run_stages(self) -> None:
+        weights: str | None = None  # path of the weights the next stage starts from
+        global_step = 0
+        previous_rl: Sources | None = None
+        for i, stage in enumerate(self.recipe.stages):
+            sources = [(load_source(src, self.base), src.weight) for src in stage.data.train]
+            done = self.progress.stage_done(stage.name)
+            selected = self.only is None or i in self.only
+            if done or not selected:
+                if done:
+                    weights = done
+                    global_step = self.progress.data["completed"][stage.name]["global_step"]
+                elif stage.init_from != "previous" or weights is None:
+                    weights = weights if stage.init_from == "previous" else stage.init_from
+                if isinstance(stage, RLStage):
+                    previous_rl = sources
+                continue
+            if stage.init_from != "previous":
+                weights = self._resolve(stage.init_from)
+            model = load_policy(self.recipe.model, self.tokenizer, self.dist.device, path=weights,
+                                seed=self.recipe.seed)
+            if not self.evals:
+                self._evaluate(model, "initial", stage)
+            if isinstance(stage, SFTStage):
+                global_step = self._sft(i, stage, model, sources, global_step)
+                final_model = model
+            else:
+                mixture = mix_with_replay(sources, previous_rl, stage.data.replay_previous) \
+                    if previous_rl else sources
+                global_step, final_model = self._rl(i, stage, model, mixture, global_step)
+                previous_rl = sources
+            weights = str(self._save_final(stage, final_model, global_step))
+            self._evaluate(final_model, stage.name, stage)
+            del model, final_model
+
+    def _sft(self, index: int, stage: SFTStage, model: Any, sources: Sources, global_step: int) -> int:
+        from qwqrl.sft import run_sft
+
+        sampler = MixtureSampler(sources, seed=self.recipe.seed + index)
+        n = stage.trainer.max_steps * stage.trainer.batch_size
+        records = sampler.sample(n)  # the mixture, in order, as one epoch for the SFT trainer
+        evaluate_fn = partial(self._eval_metrics, stage=stage)
+        steps = run_sft(stage, model, self.tokenizer, records,
+                        out_dir=self.run_dir / "checkpoints" / stage.name, seed=self.recipe.seed,
+                        render=self.render, evaluate=evaluate_fn,
+                        log=lambda m, s: self.tracker.log({**m, "stage": float(index)}, step=s),
+                        resume=self.resume, step_offset=global_step)
+        return global_step + steps
+
+    def _rl(self, index: int, stage: RLStage, model: Any, sources: Sources,
+            global_step: int) -> tuple[int, Any]:
+        from qwqrl.generation import make_generator
+
+        reference = reference_copy(model) if stage.algorithm.kl.beta > 0 else None
+        policy = Learner(model, stage.trainer, total_steps=stage.trainer.max_steps)
+        critic = None
+        if stage.algorithm.name == "ppo":
+            critic = Learner(self._critic_from(policy.module), stage.trainer,
+                             total_steps=stage.trainer.max_steps, lr=stage.algorithm.critic_lr)
+        gen = stage.generation
+        if gen.backend == "vllm":
+            generator = make_generator("vllm", policy.module, self.tokenizer,
+                                       tensor_parallel_size=gen.vllm.tensor_parallel_size,
+                                       gpu_memory_utilization=gen.vllm.gpu_memory_utilization,
+                                       enable_sleep_mode=gen.vllm.enable_sleep_mode,
+                                       max_model_len=gen.vllm.max_model_len, seed=self.recipe.seed)
+        else:
+            generator = make_generator("hf", policy.module, self.tokenizer, batch_size=gen.batch_size)
+        router = RewardRouter(stage.rewards, gen.max_new_tokens, sandbox_client=self.svc["sandbox"],
+                              reward_model=self.svc["reward_model"])
+        for records, _ in sources:
+            check_tasks(stage, router, records, where=f"stages[{index}] ({stage.name})")
+        sampler = MixtureSampler(sources, seed=self.recipe.seed + index)
+        trainer = RLTrainer(stage, index, policy, self.tokenizer, generator, router, sampler,
+                            self.dist, self.tracker, self.run_dir, self.progress, render=self.render,
+                            reference=reference, critic=critic, global_step=global_step)
+        latest = self.progress.latest(stage.name) if self.resume else None
+        if latest is not None:
+            trainer.resume(latest)
+        from qwqrl.progress import stage_progress
+        with stage_progress(stage.name, stage.trainer.max_steps, trainer.step,
+                            enabled=self.dist.is_main) as bar:
+            trainer.train(progress_bar=bar)
+        return trainer.global_step, policy
+
+    def _critic_from(self, policy: Any) -> Any:
+        """A value model initialised from the policy's backbone, with a fresh scalar head."""
+        from transformers import AutoModelForTokenClassification
+
+        critic = AutoModelForTokenClassification.from_config(policy.config, num_labels=1)
+        critic.model.load_state_dict(policy.model.state_dict())
+        return critic.to(dtype=next(policy.parameters()).dtype, device=self.dist.device)
+
+    def _save_final(self, stage: Any, trained: Any, global_step: int) -> Path:
+        out = self.run_dir / "checkpoints" / stage.name / "final"
+        if isinstance(trained, Learner):
+            state = trained.state_dict_for_save()
+            module = trained.module
+        else:
+            state, module = None, trained
+        if self.dist.is_main:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            save_pretrained_atomic(module, self.tokenizer, out, state_dict=state)
+            self.progress.mark_done(stage.name, out, global_step)
+        barrier()
+        return out
+
+    # ----------------------------------------------------------------------------- evaluation
+
+    def _eval_metrics(self, model: Any, stage: Any) -> dict[str, float]:
+        max_new = self.recipe.eval.max_new_tokens or (
+            stage.generation.max_new_tokens if isinstance(stage, RLStage) else stage.max_length)
+        module = model.module if isinstance(model, Learner) else model
+        return evaluate(module, self.tokenizer, self.eval_records, self.recipe.eval, max_new,
+                        render=self.render, sandbox_client=self.svc["sandbox"],
+                        reward_model=self.svc["reward_model"])
+
+    def _evaluate(self, model: Any, label: str, stage: Any) -> None:
+        if not self.eval_records:
+            return
+        metrics = self._eval_metrics(model, stage)
+        self.evals.append({"stage": label, "metrics": metrics})
+        if self.dist.is_main:
+            write_json_atomic(self.evals_path, self.evals)
+            self.tracker.log({f"eval/{k}": v for k, v in metrics.items()},
+                             step=self._last_step())
+
+    def _last_step(self) -> int:
+        rows = read_metrics(self.run_dir)
+        return rows[-1]["step"] if rows else 0
+
+    def _resume_point(self) -> int:
+        """The global step a resumed run continues from (metrics after it are redone)."""
+        current = self.progress.data.get("current")
+        if current and (Path(current["checkpoint"]) / "trainer_state.json").exists():
+            return json.loads((Path(current["checkpoint"]) / "trainer_state.json").read_text())["global_step"]
+        done = [v["global_step"] for v in self.progress.data["completed"].values()]
+        return max(done, default=0)
+
+    def _truncate_metrics(self, global_step: int) -> None:
+        """After a resume, drop metric lines logged after the checkpoint (they will be redone)."""
+        if not self.dist.is_main:
+            return
+        path = self.run_dir / "metrics.jsonl"
+        rows = [r for r in read_metrics(self.run_dir) if r["step"] <= global_step]
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        os.replace(tmp, path)
