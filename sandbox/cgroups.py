@@ -9,11 +9,24 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
 GROUP = "qwqrl-sandbox"
+
+
+def join(procs: list[str]) -> None:
+    """Move the calling process into the cgroups whose `cgroup.procs` files are given
+    (plain syscalls only: this runs between fork and exec)."""
+    pid = str(os.getpid()).encode()
+    for path in procs:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.write(fd, pid)
+        finally:
+            os.close(fd)
 
 
 class Cgroups:
@@ -38,9 +51,12 @@ class Cgroups:
         try:
             groups._prepare()
             probe = f"probe-{os.getpid()}"
-            groups.create(probe, memory_bytes=64 << 20, pids=8)
-            groups.remove(probe)
-        except OSError:
+            procs = groups.create(probe, memory_bytes=64 << 20, pids=8)
+            try:
+                subprocess.run(["true"], check=True, preexec_fn=lambda: join(procs))
+            finally:
+                groups.remove(probe)
+        except (OSError, subprocess.SubprocessError):
             return None
         return groups
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from qwqrl.sandbox.cgroups import Cgroups
+from qwqrl.sandbox.cgroups import Cgroups, join
 from qwqrl.sandbox.seccomp import build_filter
 
 LEVELS = ("rlimits", "uid", "namespaces", "full")
@@ -86,8 +86,8 @@ class Isolation:
     seccomp: bytes | None
     cgroups: Cgroups | None
     python: str
+    slot_memory_mb: int = 4096 + 512
     tmpfs_mb: int = 256
-    slot_memory_mb: int = 2048
     slot_pids: int = 256
     workroot: Path = field(default_factory=lambda: Path(f"/tmp/qwqrl-sandbox-{os.getpid()}"))
 
@@ -141,6 +141,13 @@ class Isolation:
         argv += command or [self.python, "-I", SANDBOX_ZYGOTE, "/tmp", "pid1"]
         return Launch(argv, preexec, fds, name if procs else None)
 
+    def close(self) -> None:
+        """Release the uid block and remove the work directories (no-bwrap levels)."""
+        shutil.rmtree(self.workroot, ignore_errors=True)
+        if self.uids:
+            os.close(self.uids.fd)
+            self.uids = None
+
     def cleanup(self, launch: Launch) -> None:
         for fd in launch.pass_fds:
             os.close(fd)
@@ -174,11 +181,7 @@ class Isolation:
 def _enter(procs: list[str], uid: int | None) -> Callable[[], None]:
     """A pre-exec hook: join the slot's cgroups, then drop to the slot's uid (no groups)."""
     def preexec() -> None:
-        pid = str(os.getpid()).encode()
-        for path in procs:
-            fd = os.open(path, os.O_WRONLY)
-            os.write(fd, pid)
-            os.close(fd)
+        join(procs)
         if uid is not None:
             os.setgroups([])
             os.setresgid(uid, uid, uid)
@@ -186,12 +189,15 @@ def _enter(procs: list[str], uid: int | None) -> Callable[[], None]:
     return preexec
 
 
-def detect(use_bwrap: bool = True, use_cgroups: bool = True, use_seccomp: bool = True) -> Isolation:
-    """Probe every layer; never raises for a missing layer (the level says what remains)."""
+def detect(use_bwrap: bool = True, use_cgroups: bool = True, use_seccomp: bool = True,
+           max_memory_mb: int = 4096) -> Isolation:
+    """Probe every layer; never raises for a missing layer (the level says what remains).
+    A slot's cgroup admits the largest per-run memory limit plus the zygote and the tmpfs."""
     python = sandbox_python()
     uids = UidLease() if os.geteuid() == 0 else None
     iso = Isolation(bwrap=None, uids=uids, seccomp=build_filter() if use_seccomp else None,
                     cgroups=Cgroups.detect() if use_cgroups else None, python=python)
+    iso.slot_memory_mb = max_memory_mb + iso.tmpfs_mb + 256
     bwrap = shutil.which("bwrap") if use_bwrap else None
     if bwrap:
         iso.bwrap = bwrap

@@ -99,7 +99,7 @@ class Service:
 
     async def start(self) -> None:
         cfg = self.config
-        self.isolation = iso_mod.detect(cfg.bwrap, cfg.cgroups, cfg.seccomp)
+        self.isolation = iso_mod.detect(cfg.bwrap, cfg.cgroups, cfg.seccomp, cfg.judge.max_memory_mb)
         report = self.isolation.report()
         log.warning("sandbox isolation level: %s (layers: %s)", report["level"],
                     ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in report["layers"].items()))
@@ -113,6 +113,8 @@ class Service:
     async def stop(self) -> None:
         if self.pool:
             await self.pool.stop()
+        if self.isolation:
+            self.isolation.close()
 
     def admit(self, n: int) -> bool:
         if self.metrics.inflight + n > self.config.workers + self.config.queue:
@@ -190,8 +192,10 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.post("/v1/evaluate_batch")
     async def evaluate_batch(body: list[EvaluateRequest], request: Request) -> Any:
-        if len(body) > MAX_BATCH:
-            return _error(413, f"batch: at most {MAX_BATCH} requests, got {len(body)}")
+        most = min(MAX_BATCH, config.workers + config.queue)
+        if len(body) > most:
+            return _error(413, f"batch: at most {most} requests on this server (slots + queue), "
+                               f"got {len(body)}; split it")
 
         async def all_of() -> list[dict]:
             return list(await asyncio.gather(*(_safe(service.judge.evaluate(r)) for r in body)))

@@ -37,10 +37,6 @@ class Slot:
         self.launch: Launch | None = None
         self.stale = True
 
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
     async def start(self) -> None:
         launch = self.isolation.launch(self.index)
         try:
@@ -58,7 +54,6 @@ class Slot:
         if not hello.get("ready"):
             await self.stop()
             raise SlotFault(f"slot {self.index} did not start: {hello}")
-        self.pid1 = bool(hello.get("pid1"))
         self.stale = False
 
     async def restart(self) -> None:

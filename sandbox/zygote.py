@@ -75,6 +75,9 @@ def set_limits(job):
         resource.RLIMIT_NPROC: (int(job["nproc"]),) * 2,
         resource.RLIMIT_CORE: (0, 0),
     }
+    _, stack_hard = resource.getrlimit(resource.RLIMIT_STACK)  # deep recursion, as judges allow
+    stack = mem if stack_hard == resource.RLIM_INFINITY else min(mem, stack_hard)
+    limits[resource.RLIMIT_STACK] = (stack, stack_hard)
     if job.get("address_space", True):
         limits[resource.RLIMIT_AS] = (mem + int(job.get("as_base", 0)),) * 2
     for which, value in limits.items():
@@ -140,7 +143,7 @@ def call_entry(namespace, fn_name, args):
     raise NameError(f"no function named {fn_name!r}")
 
 
-def child(job, blob, fds):
+def child(job, fds):
     """In the forked child: detach, reset signals, limits, wire stdio, then run or execve."""
     os.setsid()
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
@@ -197,7 +200,7 @@ class Zygote:
         pid = os.fork()
         if pid == 0:
             try:
-                child(job, blob, fds)
+                child(job, fds)
             except BaseException:
                 traceback.print_exc()
             os._exit(127)

@@ -3,6 +3,8 @@ levels and `--require`, strict mode, and that LocalSandbox cleans up exactly wha
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 
@@ -143,3 +145,10 @@ def test_local_sandbox_stops_exactly_what_it_started() -> None:
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_sandbox_modules_import_without_torch() -> None:
+    code = ("import sys\nimport qwqrl.sandbox.cli, qwqrl.sandbox.client, qwqrl.sandbox.local, "
+            "qwqrl.sandbox.requests, qwqrl.sandbox.server\nassert 'torch' not in sys.modules, 'torch imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
