@@ -42,7 +42,8 @@ def pool() -> DeadlinePool:
     """The process-wide worker pool, started on first use (one worker per available core)."""
     global _pool
     with _pool_lock:
-        if _pool is None or _pool.pid != os.getpid():  # a forked child needs its own workers
+        # A forked child needs its own workers; a closed pool is replaced.
+        if _pool is None or _pool.pid != os.getpid() or _pool.closed:
             _pool = DeadlinePool(_JUDGE)
             atexit.register(_pool.close)
         return _pool

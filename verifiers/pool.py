@@ -117,6 +117,10 @@ class DeadlinePool:
     def map(self, payloads: list[Any], timeout_s: float) -> list[Outcome]:
         return [f.result() for f in self.submit(payloads, timeout_s)]
 
+    @property
+    def closed(self) -> bool:
+        return self._closing
+
     def worker_pids(self) -> list[int]:
         return [w.proc.pid for w in list(self._workers)]
 
@@ -147,7 +151,9 @@ class DeadlinePool:
         try:
             while not self._closing:
                 self._step()
-        finally:
+        finally:  # closed, or the dispatcher itself failed: no task may wait forever
+            with self._lock:
+                self._closing = True
             for w in self._workers:
                 w.kill()
                 self._requeue(list(w.inflight))

@@ -39,6 +39,9 @@ EQUIVALENT = [
     ("17", "The answer is $17$.", 1.0),
     ("\\frac{\\sqrt{3}}{2}", "So the answer is $\\frac{\\sqrt{3}}{2}$.", 1.0),
     ("2 \\pm \\sqrt{3}", "$\\boxed{2 \\pm \\sqrt{3}}$", 1.0),  # the gold itself has \pm
+    ("17", "$\\boxed{17.0}$", 1.0),
+    ("-\\frac{3}{4}", "$\\boxed{-0.75}$", 1.0),
+    ("\\frac{1}{3}", "$\\boxed{0.333333}$", 1.0),       # math-verify's rounding, off integers
     ("1, 2", "$\\boxed{2, 1}$", 1.0),                  # the gold is a list
     ("\\frac12", "$\\boxed{\\frac{1}{2}}$ and again $\\boxed{0.5}$", 1.0),  # restated, same value
 ]
@@ -49,6 +52,8 @@ DIFFERENT = [
     ("(1, 2]", "$\\boxed{[1,2]}$", 0.0),
     ("123456789012345678", "$\\boxed{123456789012345679}$", 0.0),  # no tolerance on integers
     ("17", "$\\boxed{17.0000000001}$", 0.0),
+    ("17", "$\\boxed{17.5}$", 0.0),
+    ("17", "The answer is 17.0000001.", 0.0),
     ("1000000", "$\\boxed{1000001}$", 0.0),
     ("17", "The final answer is 18", 0.0),
     ("17", "I could not solve it.", 0.0),

@@ -8,6 +8,7 @@ import pytest
 
 from qwqrl import score as score_module
 from qwqrl.cli import main
+from qwqrl.verifiers import registry
 
 DONE = "reasoning\n</think>\n"
 
@@ -109,3 +110,27 @@ def test_a_verifier_that_raises_nulls_its_records_and_the_rest_are_still_scored(
     got = records(out)
     assert got[7]["score"] is None and "verifier bug" in got[7]["error"]
     assert got[0]["score"] == 1.0
+
+
+def test_registry_routes_each_task_to_its_verifier_and_names_the_known_ones():
+    assert {t: registry.verifier_for_task(t) for t in ("math", "code", "ifeval", "general")} == \
+        {"math": "math", "code": "code", "ifeval": "ifeval", "general": "general"}
+    with pytest.raises(KeyError, match="known: code, general, ifeval, math"):
+        registry.verifier_for_task("poetry")
+    with pytest.raises(KeyError, match="unknown verifier 'poetry'"):
+        registry.verify_batch("poetry", [])
+
+
+def test_registry_batch_api_judges_records_in_order_sync_and_async():
+    import asyncio
+
+    records = [{"answer": "2", "completion": DONE + "$\\boxed{2}$"},
+               {"answer": "2", "completion": DONE + "$\\boxed{3}$"},
+               {"completion": "no close"}]
+    assert [v.score for v in registry.verify_batch("math", records[:2])] == [1.0, 0.0]
+    assert [v.score for v in registry.verify_batch("format", records)] == [1.0, 1.0, 0.0]
+    overlong = asyncio.run(registry.averify_batch("overlong", records, max_len=10, buffer=5,
+                                                  chars_per_token=1))
+    assert [v.score for v in overlong] == [-1.0, -1.0, -0.6]
+    math_async = asyncio.run(registry.averify_batch("math", records[:2]))
+    assert [v.score for v in math_async] == [1.0, 0.0]
