@@ -96,15 +96,27 @@ def format_table(evals: list[dict[str, Any]]) -> str:
 def _grid(evals: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of text cells: values per checkpoint, `change` rows between them."""
     metrics = list(dict.fromkeys(key for ev in evals for key in ev["metrics"]))
+    fmt = {m: _format_for([ev["metrics"].get(m) for ev in evals]) for m in metrics}
+
+    def values(ev: dict[str, Any]) -> list[str]:
+        return [_cell(fmt[m], ev["metrics"].get(m)) for m in metrics]
+
+    def changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+        out = []
+        for m in metrics:
+            a, b = before["metrics"].get(m), after["metrics"].get(m)
+            out.append(_cell("+" + fmt[m], None if a is None or b is None else b - a))
+        return out
+
     rows = []
     for i, ev in enumerate(evals):
-        rows.append([_checkpoint(ev)] + [_number(ev["metrics"].get(m)) for m in metrics])
+        rows.append([_checkpoint(ev)] + values(ev))
         if i > 0:
-            rows.append(["  change"] + [_change(evals[i - 1], ev, m) for m in metrics])
+            rows.append(["  change"] + changes(evals[i - 1], ev))
     if len(evals) >= 3:
         first, last = evals[0], evals[-1]
         rows.append([f"total change ({_checkpoint(first)} -> {_checkpoint(last)})"] +
-                    [_change(first, last, m) for m in metrics])
+                    changes(first, last))
     return ["checkpoint"] + metrics, rows
 
 
@@ -115,16 +127,14 @@ def _checkpoint(ev: dict[str, Any]) -> str:
     return f"{ev.get('when', 'after')} {ev['stage']}"
 
 
-def _number(value: float | None, sign: str = "") -> str:
-    """Three decimals for rates and scores, one for large numbers such as lengths."""
-    if value is None:
-        return MISSING
-    return f"{value:{sign}.1f}" if abs(value) >= 100 else f"{value:{sign}.3f}"
+def _format_for(values: list[float | None]) -> str:
+    """One format per column: three decimals for rates and scores, one for lengths and the like."""
+    large = any(v is not None and abs(v) >= 100 for v in values)
+    return ".1f" if large else ".3f"
 
 
-def _change(before: dict[str, Any], after: dict[str, Any], metric: str) -> str:
-    a, b = before["metrics"].get(metric), after["metrics"].get(metric)
-    return MISSING if a is None or b is None else _number(b - a, sign="+")
+def _cell(fmt: str, value: float | None) -> str:
+    return MISSING if value is None else format(value, fmt)
 
 
 # ------------------------------------------------------------------------------------- plots

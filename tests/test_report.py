@@ -107,3 +107,11 @@ def test_format_table_aligns_checkpoints_values_and_changes():
     assert lines[2].split() == ["initial", "0.125", "0.050", "512.0"]
     assert lines[4].split() == ["change", "+0.375", "+0.200", "+1288.0"]
     assert len({len(line) for line in lines}) == 1  # columns line up
+
+
+def test_a_column_keeps_one_number_format_across_checkpoints():
+    evals = [{"stage": "initial", "metrics": {"mean_length": 128.0, "pass_rate/math": 0.5}},
+             {"stage": "rl", "metrics": {"mean_length": 16.0, "pass_rate/math": 0.25}}]
+    lines = format_table(evals).splitlines()
+    assert lines[3].split() == ["after", "rl", "16.0", "0.250"]
+    assert lines[4].split() == ["change", "-112.0", "-0.250"]
