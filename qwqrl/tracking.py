@@ -39,7 +39,6 @@ class Tracker:
     def __init__(self, run_dir: Path, cfg: LoggingConfig, recipe_dict: dict[str, Any],
                  is_main: bool = True):
         self.run_dir = Path(run_dir)
-        self.is_main = is_main
         # The trainer's cadence, from the recipe: log every N steps, samples every M.
         self.log_every, self.samples_every = cfg.log_every, cfg.samples_every
         self._file = None
