@@ -33,6 +33,9 @@ from qwqrl.verifiers.pool import DeadlinePool, Outcome
 from qwqrl.verifiers.reward_fn import reward_function
 
 DEFAULT_TIMEOUT_S = 5.0
+# Address-space cap per worker: an answer that makes sympy allocate without end fails with
+# MemoryError (a 0) inside its worker instead of pushing the host into swap before its deadline.
+WORKER_MEMORY_MB = 4096
 _JUDGE = "qwqrl.verifiers.math_equivalence:judge"
 _pool: DeadlinePool | None = None
 _pool_lock = threading.Lock()
@@ -44,7 +47,7 @@ def pool() -> DeadlinePool:
     with _pool_lock:
         # A forked child needs its own workers; a closed pool is replaced.
         if _pool is None or _pool.pid != os.getpid() or _pool.closed:
-            _pool = DeadlinePool(_JUDGE)
+            _pool = DeadlinePool(_JUDGE, memory_mb=WORKER_MEMORY_MB)
             atexit.register(_pool.close)
         return _pool
 
@@ -121,7 +124,7 @@ def _from_outcome(future: Future, job: MathJob) -> Verdict:
 def _inputs(record: Mapping[str, Any]) -> tuple[str, str] | Verdict:
     gold, completion = record.get("answer"), record.get("completion")
     if not isinstance(gold, str | int | float) or isinstance(gold, bool) or str(gold).strip() == "":
-        return _verdict(None, None, error="record has no gold 'answer'")
+        return _verdict(None, None, error="record has no gold 'answer' (a string or a number)")
     if completion is None:
         return _verdict(None, None, error="record has no 'completion'")
     try:
@@ -141,10 +144,11 @@ def verify_batch(records: Sequence[Mapping[str, Any]], *, think_opened: bool = T
         if isinstance(prepared, MathJob):
             jobs.append((i, prepared))
         verdicts.append(prepared if isinstance(prepared, Verdict) else None)
-    if jobs:
-        futures = pool().submit([job for _, job in jobs], timeout_s)
-        for (i, job), future in zip(jobs, futures):
-            verdicts[i] = _from_outcome(future, job)
+    if jobs:  # the G samples of a prompt often repeat an answer: each job is judged once
+        unique = list(dict.fromkeys(job for _, job in jobs))
+        futures = dict(zip(unique, pool().submit(unique, timeout_s)))
+        for i, job in jobs:
+            verdicts[i] = _from_outcome(futures[job], job)
     return verdicts  # type: ignore[return-value]  # every slot is filled above
 
 

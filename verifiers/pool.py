@@ -271,9 +271,6 @@ def _read(fd: int) -> Any:
     return pickle.loads(_read_exactly(fd, size))
 
 
-def _load(target: str) -> Callable[[Any], Any]:
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def _worker_main(target: str, memory_mb: int) -> None:
@@ -287,10 +284,11 @@ def _worker_main(target: str, memory_mb: int) -> None:
 
         limit = memory_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    fn = _load(target)
-    warmup = getattr(sys.modules[fn.__module__], "WARMUP", None)
-    if warmup is not None:
-        fn(warmup)
+    module_name, _, name = target.partition(":")
+    module = importlib.import_module(module_name)
+    fn: Callable[[Any], Any] = getattr(module, name)
+    if hasattr(module, "WARMUP"):  # a payload to run once before reporting ready
+        fn(module.WARMUP)
     _write(fd_out, ("ready", os.getpid()))
     while True:
         try:

@@ -144,3 +144,10 @@ def test_async_callers_are_served_concurrently_without_blocking_the_event_loop()
     assert [v.score for v in results[1]] == _mixed(7)[1]
     assert results[2][0].score == 0.0
     assert ticks > 20  # the loop kept running for the whole wait on the slow record
+
+
+def test_a_batch_sends_each_distinct_answer_to_the_workers_once():
+    group = [{"answer": "\\sqrt{2}", "completion": done("$\\boxed{\\frac{2}{\\sqrt{2}}}$")}] * 8
+    before = pool().stats.tasks
+    assert [v.score for v in verify_batch(group)] == [1.0] * 8
+    assert pool().stats.tasks - before == 1
