@@ -93,43 +93,47 @@ class SandboxClient:
         replica.ejected_until = time.monotonic() + EJECT_S * min(replica.failures, 6)
 
     async def _post(self, path: str, body: object) -> dict:
-        """POST with balancing and safe retries; an SE result (never an exception) when all fail."""
-        error, last = "no attempt made", None
-        for _ in range(self.max_retries + 1):
+        """POST with balancing and safe retries; an SE result (never an exception) when all fail.
+
+        Failures (connection errors, timeouts, 5xx, SE results) use up `max_retries`; a 429 does
+        not (overload is not failure): it waits Retry-After, within `timeout_s` overall."""
+        deadline = time.monotonic() + self.timeout_s
+        error, last, failures = "no attempt made", None, 0
+        while failures <= self.max_retries and time.monotonic() < deadline:
             replica = await self._pick(avoid=last)
+            last = replica
             if replica.ejected_until:  # it was ejected: re-admit only after /healthz answers
                 await self._probe(replica)
                 if replica.ejected_until:
-                    error, last = f"{replica.url} is unhealthy", replica
+                    error, failures = f"{replica.url} is unhealthy", failures + 1
                     continue
-            last = replica
             replica.outstanding += 1
             try:
                 resp = await self._client().post(f"{replica.url}{path}", json=body)
-            except httpx.HTTPError as e:
+                result = resp.json() if resp.status_code < 300 else None
+            except (httpx.HTTPError, ValueError) as e:
                 self._eject(replica)
-                error = f"{replica.url}: {type(e).__name__}: {e}"
+                error, failures = f"{replica.url}: {type(e).__name__}: {e}", failures + 1
                 continue
             finally:
                 replica.outstanding -= 1
             if resp.status_code == 429:
                 error = f"{replica.url} is overloaded"
-                delay = float(resp.headers.get("Retry-After", "1") or 1)
-                await asyncio.sleep(min(delay, MAX_RETRY_AFTER_S) * random.uniform(0.5, 1.0))
+                delay = min(float(resp.headers.get("Retry-After") or 1), MAX_RETRY_AFTER_S)
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 continue
             if resp.status_code >= 500:
                 self._eject(replica)
-                error = f"{replica.url}: HTTP {resp.status_code}"
+                error, failures = f"{replica.url}: HTTP {resp.status_code}", failures + 1
                 continue
             replica.failures = 0
-            if resp.status_code >= 400:
+            if result is None:
                 return se_result(f"{replica.url} rejected the request (HTTP {resp.status_code}): "
                                  f"{_error_text(resp)}")
-            result = resp.json()
             if result.get("status") != "SE":
                 return result
-            error = f"{replica.url}: sandbox error: {result.get('error', '')}"
-        return se_result(f"gave up after {self.max_retries + 1} attempts; last: {error}")
+            error, failures = f"{replica.url}: sandbox error: {result.get('error', '')}", failures + 1
+        return se_result(f"gave up after {failures} failed attempts; last: {error}")
 
     async def run(self, request: dict) -> dict:
         """POST /v1/run (one program, no tests)."""

@@ -30,6 +30,7 @@ ZYGOTE = Path(__file__).with_name("zygote.py")
 SANDBOX_ZYGOTE = "/sandbox/zygote.py"
 UID_BASE, UID_BLOCK, UID_BLOCKS = 61000, 64, 64
 LOCK_DIR = Path("/run/qwqrl-sandbox")
+WORKROOTS = Path("/tmp")
 log = logging.getLogger("qwqrl.sandbox")
 
 
@@ -89,7 +90,7 @@ class Isolation:
     slot_memory_mb: int = 4096 + 512
     tmpfs_mb: int = 256
     slot_pids: int = 256
-    workroot: Path = field(default_factory=lambda: Path(f"/tmp/qwqrl-sandbox-{os.getpid()}"))
+    workroot: Path = field(default_factory=lambda: WORKROOTS / f"qwqrl-sandbox-{os.getpid()}")
 
     @property
     def level(self) -> str:
@@ -119,19 +120,18 @@ class Isolation:
         name = f"slot-{uid if uid is not None else f'{os.getpid()}-{index}'}"
         procs = self.cgroups.create(name, self.slot_memory_mb << 20, self.slot_pids) if self.cgroups else []
         preexec = _enter(procs, uid)
+        script = self._zygote_script()
         if not self.bwrap:
             workdir = self.workroot / name
             shutil.rmtree(workdir, ignore_errors=True)
-            workdir.mkdir(parents=True, mode=0o700)
+            workdir.mkdir(mode=0o700)
             if uid is not None:
-                os.chown(self.workroot, 0, 0)
-                self.workroot.chmod(0o711)
                 os.chown(workdir, uid, uid)
             mode = "dedicated-uid" if uid is not None else "shared-uid"
-            argv = command or [self.python, "-I", str(ZYGOTE), str(workdir), mode]
+            argv = command or [self.python, "-I", str(script), str(workdir), mode]
             return Launch(argv, preexec, (), name if procs else None)
         fds: tuple[int, ...] = ()
-        argv = [self.bwrap, *self._bwrap_args()]
+        argv = [self.bwrap, *self._bwrap_args(script)]
         if self.seccomp:
             fd = os.memfd_create("seccomp", 0)
             os.write(fd, self.seccomp)
@@ -156,7 +156,17 @@ class Isolation:
         if launch.cgroup and self.cgroups:
             self.cgroups.remove(launch.cgroup)
 
-    def _bwrap_args(self) -> list[str]:
+    def _zygote_script(self) -> Path:
+        """A copy of zygote.py that any slot uid can read (the checkout may sit in a private home)."""
+        script = self.workroot / "zygote.py"
+        if not script.exists():
+            self.workroot.mkdir(parents=True, exist_ok=True)
+            self.workroot.chmod(0o711)
+            shutil.copyfile(ZYGOTE, script)
+            script.chmod(0o644)
+        return script
+
+    def _bwrap_args(self, script: Path) -> list[str]:
         args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
                 "--as-pid-1", "--new-session", "--clearenv", "--cap-drop", "ALL",
                 "--ro-bind", "/usr", "/usr"]
@@ -173,7 +183,7 @@ class Isolation:
             if os.path.exists(etc):
                 args += ["--ro-bind", etc, etc]
         args += ["--proc", "/proc", "--dev", "/dev", "--size", str(self.tmpfs_mb << 20),
-                 "--tmpfs", "/tmp", "--ro-bind", str(ZYGOTE), SANDBOX_ZYGOTE, "--remount-ro", "/",
+                 "--tmpfs", "/tmp", "--ro-bind", str(script), SANDBOX_ZYGOTE, "--remount-ro", "/",
                  "--chdir", "/tmp"]
         return args
 
@@ -193,6 +203,7 @@ def detect(use_bwrap: bool = True, use_cgroups: bool = True, use_seccomp: bool =
            max_memory_mb: int = 4096) -> Isolation:
     """Probe every layer; never raises for a missing layer (the level says what remains).
     A slot's cgroup admits the largest per-run memory limit plus the zygote and the tmpfs."""
+    _prune_workroots()
     python = sandbox_python()
     uids = UidLease() if os.geteuid() == 0 else None
     iso = Isolation(bwrap=None, uids=uids, seccomp=build_filter() if use_seccomp else None,
@@ -209,6 +220,14 @@ def detect(use_bwrap: bool = True, use_cgroups: bool = True, use_seccomp: bool =
                 log.warning("bubblewrap is installed but cannot create a sandbox here")
                 iso.bwrap = None
     return iso
+
+
+def _prune_workroots() -> None:
+    """Remove work directories left by servers that were killed (their PID is gone)."""
+    for stale in WORKROOTS.glob("qwqrl-sandbox-*"):
+        pid = stale.name.rpartition("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _probe(iso: Isolation) -> bool:

@@ -95,8 +95,9 @@ class Slot:
             self.kill()
             raise SlotFault(f"slot {self.index} failed: {header['fault']}")
         header["oom_killed"] = self._oom_kills() > oom_before
-        if header["oom_killed"] or header["wall_killed"] or header["signal"] in (signal.SIGKILL, signal.SIGXCPU):
-            self.stale = True  # hit a hard limit: recycle before the next job
+        if (header["oom_killed"] or header["wall_killed"] or header["recycle"]
+                or header["signal"] in (signal.SIGKILL, signal.SIGXCPU)):
+            self.stale = True  # hit a hard limit or left a mess: recycle before the next job
         return header, out
 
     def _oom_kills(self) -> int:

@@ -221,8 +221,9 @@ class Zygote:
         if job["kind"] == "compile" and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             with open(os.path.join(self.workdir, job["artifact"]), "rb") as f:
                 out_blob = f.read()
-        self.wipe()
+        wiped = self.wipe()
         header = {
+            "recycle": not wiped,
             "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
             "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
             "cpu_ms": round((usage.ru_utime + usage.ru_stime) * 1000, 1),
@@ -259,12 +260,17 @@ class Zygote:
             reap_all(block=False)
 
     def wipe(self):
-        with os.scandir(self.workdir) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, onerror=_chmod_retry)
-                else:
-                    os.unlink(entry.path)
+        """Empty the work directory; False if something resisted (the host then recycles the slot)."""
+        try:
+            with os.scandir(self.workdir) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, onerror=_chmod_retry)
+                    else:
+                        os.unlink(entry.path)
+        except OSError:
+            return False
+        return True
 
 
 def _chmod_retry(func, path, _exc):

@@ -86,6 +86,14 @@ def test_many_files_in_tmp_do_not_survive_the_run(server: Server) -> None:
         assert server.run("import os\nprint(os.listdir('/tmp'))")["stdout"].strip() == "[]"
 
 
+def test_locked_directories_in_tmp_are_still_wiped(server: Server) -> None:
+    lock = ("import os\nos.makedirs('/tmp/a/b/c')\nopen('/tmp/a/b/c/f', 'w').close()\n"
+            "os.chmod('/tmp/a/b', 0)\nos.chmod('/tmp/a', 0o500)\nprint('locked')")
+    assert server.run(lock)["stdout"] == "locked\n"
+    for _ in range(4):
+        assert server.run("import os\nprint(os.listdir('/tmp'))")["stdout"] == "[]\n"
+
+
 def test_host_password_files_cannot_be_read_or_written(server: Server) -> None:
     before = _digest("/etc/passwd")
     for code in ("print(open('/etc/shadow').read())", "print(open('/etc/passwd').read())",
