@@ -171,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"score: --batch-size must be at least 1, got {args.batch_size}")
     options = {"math": {"timeout_s": args.math_timeout, "think_opened": args.think_opened},
                "code": {"think_opened": args.think_opened},
-               "ifeval": {"think_opened": args.think_opened}}
+               "ifeval": {"think_opened": args.think_opened},
+               "general": {"think_opened": args.think_opened}}
     total = _count_lines(src)
     console = Console(stderr=True)
     summary = Summary()

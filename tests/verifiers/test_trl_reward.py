@@ -68,7 +68,7 @@ def test_rewards_run_inside_grpo_trainer_on_a_tiny_model(tmp_path):
                               processing_class=tok)
     start = time.monotonic()
     trainer.train()
-    assert time.monotonic() - start < 60
+    assert time.monotonic() - start < 120  # ~30 s on 2 idle cores; rewards must never stall it
     assert set(calls) == {"math_reward", "format_reward", "overlong_reward"}
     assert answers_seen <= {"3", "7", "11", "15"} and answers_seen  # the dataset's column
     for name, batches in calls.items():
