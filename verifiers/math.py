@@ -26,8 +26,8 @@ from typing import Any
 
 from qwqrl.verifiers.base import Verdict, completion_text, final_answer
 from qwqrl.verifiers.math_answer import (
-    MathJob, as_number, boxed_contents, gold_answer, hedges, mc_gold_letter, mc_letters,
-    normalize, stated_answer, stated_number, too_complex,
+    MAX_CANDIDATES, MathJob, as_number, boxed_contents, gold_answer, hedges, mc_gold_letter,
+    mc_letters, normalize, several_values, stated_answer, stated_number, too_complex,
 )
 from qwqrl.verifiers.pool import DeadlinePool, Outcome
 from qwqrl.verifiers.reward_fn import reward_function
@@ -85,9 +85,11 @@ def prepare(gold: str, completion: str, think_opened: bool = True) -> Verdict | 
             return _verdict(0.0, " | ".join(letters), "hedged")
         return _verdict(float(letters == [letter]), letters[0] if letters else None)
     candidates = list(dict.fromkeys(boxed_contents(region)))
+    if len(candidates) > 1 and several_values(gold):  # "\boxed{1} and \boxed{2}" for {1, 2}
+        candidates = [", ".join(candidates)]
     statement = " | ".join(candidates) if candidates else stated_answer(region)
-    if hedges(statement, gold):
-        return _verdict(0.0, statement, "hedged")
+    if hedges(statement, gold) or len(candidates) > MAX_CANDIDATES:
+        return _verdict(0.0, statement[:200], "hedged")
     if any(too_complex(c) for c in candidates):
         return _verdict(0.0, statement[:200], "too_complex")
     gold_number = as_number(gold)

@@ -25,7 +25,7 @@ _DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")
 _FRACTION = re.compile(r"(-?)(?:\\frac\{(\d+)\}\{(\d+)\}|(\d+)/(\d+))")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+")
 # Words and operators that offer more than one answer. `or` must stand alone as a word.
-_HEDGES = {"or": re.compile(r"(?<![A-Za-z])or(?![A-Za-z])"),
+_HEDGES = {"or": re.compile(r"(?<![A-Za-z])or(?![A-Za-z])", re.IGNORECASE),
            "pm": re.compile(r"\\pm|\\mp|±|∓")}
 # The sentence that states an answer: from the last "answer is"/"answer:" to the end of its line.
 _ANSWER_ANCHOR = re.compile(r"answer\s*(?:is\b|:|=)", re.IGNORECASE)
@@ -44,6 +44,8 @@ _MC_TIERS = (  # strongest evidence first; the first tier that finds letters dec
 # score 0 here instead of occupying a worker until its deadline.
 MAX_CANDIDATE_CHARS = 1000
 MAX_NESTING = 60
+# More distinct boxed answers than this is a shotgun, whatever they contain.
+MAX_CANDIDATES = 8
 
 
 def boxed_contents(text: str) -> list[str]:
@@ -129,8 +131,13 @@ def stated_answer(region: str) -> str:
 
 def stated_number(statement: str) -> Fraction | None:
     """The number a statement such as "17." or "$1,000$" consists of, else None."""
-    m = _STATED_NUMBER.fullmatch(statement)
+    m = _STATED_NUMBER.fullmatch(statement.replace("−", "-"))
     return as_number(m.group(1)) if m else None
+
+
+def several_values(gold: str) -> bool:
+    """True for a gold that lists values (a set, a tuple, "1, 2"): several boxes may state it."""
+    return "," in normalize(gold)
 
 
 def mc_gold_letter(gold: str) -> str | None:

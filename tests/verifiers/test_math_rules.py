@@ -44,6 +44,8 @@ EQUIVALENT = [
     ("\\frac{1}{3}", "$\\boxed{0.333333}$", 1.0),       # math-verify's rounding, off integers
     ("1, 2", "$\\boxed{2, 1}$", 1.0),                  # the gold is a list
     ("\\frac12", "$\\boxed{\\frac{1}{2}}$ and again $\\boxed{0.5}$", 1.0),  # restated, same value
+    ("\\{1, 2\\}", "$\\boxed{2}$ and $\\boxed{1}$", 1.0),  # a listed gold, one box per value
+    ("-5", "The answer is −5.", 1.0),
 ]
 DIFFERENT = [
     ("\\frac{1}{2}", "$\\boxed{0.51}$", 0.0),
@@ -69,6 +71,8 @@ HEDGES = [
     ("4", "$\\boxed{4}$ or maybe $\\boxed{5}$"),
     ("4", "$\\boxed{5}$. Actually $\\boxed{4}$"),
     ("4", "The answer is 4 or 5."),
+    ("4", "The answer is 4. Or 5."),
+    ("x+1", "".join(f"$\\boxed{{x+{k}}}$ " for k in range(12))),  # a shotgun of boxes
     ("4", "$\\boxed{4 \\text{ or } 5}$"),
     ("4", "$\\boxed{4 \\pm 1}$"),
     ("4", "$\\boxed{±4}$"),
