@@ -8,8 +8,11 @@ hours scores 0 when the limit passes, and the worker is replaced.
 
 Outcomes, in `Verdict.detail`: `verifier` ("math"), `extracted` (the answer judged) and, when
 the answer was not compared, `reason`: unfinished, hedged, too_complex or timeout (all score 0).
-A record that cannot be judged (no gold, a gold that does not parse, a worker that died) gets
-score None with an error: the trainer masks it instead of teaching "wrong".
+A record that cannot be judged (no gold, a gold math-verify finds nothing in, a worker that
+died) gets score None with an error: the trainer masks it instead of teaching "wrong".
+
+Workers: one per available core, or $QWQRL_MATH_WORKERS (e.g. to share a node between several
+trainer ranks). They start at the first batch that needs sympy and stay for the process's life.
 
     verify_batch([{"answer": "17", "completion": "...</think> The answer is $\\boxed{17}$."}])
 """
@@ -47,7 +50,8 @@ def pool() -> DeadlinePool:
     with _pool_lock:
         # A forked child needs its own workers; a closed pool is replaced.
         if _pool is None or _pool.pid != os.getpid() or _pool.closed:
-            _pool = DeadlinePool(_JUDGE, memory_mb=WORKER_MEMORY_MB)
+            workers = int(os.environ.get("QWQRL_MATH_WORKERS", "0")) or None
+            _pool = DeadlinePool(_JUDGE, processes=workers, memory_mb=WORKER_MEMORY_MB)
             atexit.register(_pool.close)
         return _pool
 
