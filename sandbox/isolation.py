@@ -5,7 +5,10 @@ Levels, weakest to strongest (each adds to the one before):
   uid         each slot runs as its own unprivileged uid (needs root to switch uids).
   namespaces  + bubblewrap: all namespaces unshared (no network, private PID space with the
               zygote as PID 1, read-only runtimes, size-capped private tmpfs), caps dropped,
-              environment cleared.
+              environment cleared. bwrap is started as the slot's uid inside a new user
+              namespace; where unprivileged user namespaces are refused (some distributions
+              restrict them) a root server starts bwrap as root without a user namespace and
+              the zygote drops to the slot's uid before anything else runs ("root-then-drop").
   full        + a seccomp filter and a per-slot cgroup (memory, pids).
 Detection probes each layer for real (a bwrap sandbox is started, a cgroup is created) rather
 than trusting that a binary exists. Monkeypatching Python builtins is not a layer.
@@ -87,6 +90,7 @@ class Isolation:
     seccomp: bytes | None
     cgroups: Cgroups | None
     python: str
+    bwrap_as_root: bool = False
     slot_memory_mb: int = 4096 + 512
     tmpfs_mb: int = 256
     slot_pids: int = 256
@@ -103,6 +107,7 @@ class Isolation:
             "level": self.level,
             "layers": {
                 "bubblewrap_namespaces": bool(self.bwrap),
+                "bubblewrap_mode": ("root-then-drop" if self.bwrap_as_root else "userns") if self.bwrap else None,
                 "dedicated_uid_per_slot": bool(self.uids),
                 "seccomp": bool(self.bwrap and self.seccomp),
                 "cgroups": bool(self.cgroups),
@@ -113,22 +118,26 @@ class Isolation:
             "python": self.python,
         }
 
-    def launch(self, index: int, command: list[str] | None = None) -> Launch:
-        """Command line, privilege drop and cgroup for slot `index` (running the zygote unless
-        `command` is given); call `cleanup(launch)` once the process has started."""
+    def launch(self, index: int, probe: bool = False) -> Launch:
+        """Command line, privilege drop and cgroup for slot `index`'s zygote (or, with `probe`,
+        for the zygote's isolation self-check); call `cleanup(launch)` once it has started."""
         uid = self.uids.uid(index) if self.uids else None
         name = f"slot-{uid if uid is not None else f'{os.getpid()}-{index}'}"
         procs = self.cgroups.create(name, self.slot_memory_mb << 20, self.slot_pids) if self.cgroups else []
-        preexec = _enter(procs, uid)
+        drop_inside = bool(self.bwrap and self.bwrap_as_root and uid is not None)
+        preexec = _enter(procs, None if drop_inside else uid)
         script = self._zygote_script()
+        mode = "dedicated-uid" if uid is not None else "shared-uid"
+        tail = [mode, str(uid) if drop_inside else "-"]
+        if probe:
+            tail += ["probe", "seccomp" if self.seccomp else "no-seccomp"]
         if not self.bwrap:
             workdir = self.workroot / name
             shutil.rmtree(workdir, ignore_errors=True)
             workdir.mkdir(mode=0o700)
             if uid is not None:
                 os.chown(workdir, uid, uid)
-            mode = "dedicated-uid" if uid is not None else "shared-uid"
-            argv = command or [self.python, "-I", str(script), str(workdir), mode]
+            argv = [self.python, "-I", str(script), str(workdir), *tail]
             return Launch(argv, preexec, (), name if procs else None)
         fds: tuple[int, ...] = ()
         argv = [self.bwrap, *self._bwrap_args(script)]
@@ -138,7 +147,7 @@ class Isolation:
             os.lseek(fd, 0, os.SEEK_SET)
             fds = (fd,)
             argv += ["--seccomp", str(fd)]
-        argv += command or [self.python, "-I", SANDBOX_ZYGOTE, "/tmp", "pid1"]
+        argv += [self.python, "-I", SANDBOX_ZYGOTE, "/tmp", *tail]
         return Launch(argv, preexec, fds, name if procs else None)
 
     def close(self) -> None:
@@ -167,9 +176,13 @@ class Isolation:
         return script
 
     def _bwrap_args(self, script: Path) -> list[str]:
-        args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
-                "--as-pid-1", "--new-session", "--clearenv", "--cap-drop", "ALL",
-                "--ro-bind", "/usr", "/usr"]
+        if self.bwrap_as_root:  # no user namespace; the zygote needs these caps only to drop to its uid
+            args = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+                    "--cap-drop", "ALL", *(x for cap in ("CHOWN", "FOWNER", "SETUID", "SETGID")
+                                           for x in ("--cap-add", f"CAP_{cap}"))]
+        else:
+            args = ["--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
+        args += ["--die-with-parent", "--as-pid-1", "--new-session", "--clearenv", "--ro-bind", "/usr", "/usr"]
         for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
             path = Path("/") / top
             if path.is_symlink():
@@ -200,7 +213,7 @@ def _enter(procs: list[str], uid: int | None) -> Callable[[], None]:
 
 
 def detect(use_bwrap: bool = True, use_cgroups: bool = True, use_seccomp: bool = True,
-           max_memory_mb: int = 4096) -> Isolation:
+           max_memory_mb: int = 4096, bwrap_as_root: bool = False) -> Isolation:
     """Probe every layer; never raises for a missing layer (the level says what remains).
     A slot's cgroup admits the largest per-run memory limit plus the zygote and the tmpfs."""
     _prune_workroots()
@@ -209,16 +222,20 @@ def detect(use_bwrap: bool = True, use_cgroups: bool = True, use_seccomp: bool =
     iso = Isolation(bwrap=None, uids=uids, seccomp=build_filter() if use_seccomp else None,
                     cgroups=Cgroups.detect() if use_cgroups else None, python=python)
     iso.slot_memory_mb = max_memory_mb + iso.tmpfs_mb + 256
-    bwrap = shutil.which("bwrap") if use_bwrap else None
-    if bwrap:
-        iso.bwrap = bwrap
-        if not _probe(iso):
-            if iso.seccomp:
-                log.warning("bubblewrap rejected the seccomp filter; trying without it")
-                iso.seccomp = None
-            if not _probe(iso):
-                log.warning("bubblewrap is installed but cannot create a sandbox here")
-                iso.bwrap = None
+    iso.bwrap = shutil.which("bwrap") if use_bwrap else None
+    if not iso.bwrap:
+        return iso
+    modes = [True] if bwrap_as_root else [False, True] if uids else [False]
+    for seccomp in ([iso.seccomp, None] if iso.seccomp else [None]):
+        iso.seccomp = seccomp
+        for as_root in modes:
+            iso.bwrap_as_root = as_root
+            if _probe(iso):
+                return iso
+            log.warning("bubblewrap probe failed (%s, seccomp %s)",
+                        "as root, then drop" if as_root else "user namespace", "on" if seccomp else "off")
+    log.warning("bubblewrap is installed but cannot create a sandbox here")
+    iso.bwrap, iso.bwrap_as_root = None, False
     return iso
 
 
@@ -231,10 +248,8 @@ def _prune_workroots() -> None:
 
 
 def _probe(iso: Isolation) -> bool:
-    check = ("import os, socket, sys\nassert os.getpid() == 1\n"
-             "try:\n    socket.socket()\nexcept PermissionError:\n    pass\n"
-             "else:\n    assert sys.argv[1] == 'no-seccomp'\n")
-    launch = iso.launch(0, [iso.python, "-I", "-c", check, "seccomp" if iso.seccomp else "no-seccomp"])
+    """Start slot 0's sandbox with the zygote's self-check: PID 1, not root, sockets refused."""
+    launch = iso.launch(0, probe=True)
     try:
         done = subprocess.run(launch.argv, preexec_fn=launch.preexec, pass_fds=launch.pass_fds,
                               capture_output=True, timeout=30)

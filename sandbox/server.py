@@ -42,6 +42,7 @@ class ServerConfig:
     strict: bool = False
     max_body_mb: int = 64
     bwrap: bool = True
+    bwrap_as_root: bool = False
     seccomp: bool = True
     cgroups: bool = True
     judge: JudgeConfig = field(default_factory=JudgeConfig)
@@ -99,7 +100,8 @@ class Service:
 
     async def start(self) -> None:
         cfg = self.config
-        self.isolation = iso_mod.detect(cfg.bwrap, cfg.cgroups, cfg.seccomp, cfg.judge.max_memory_mb)
+        self.isolation = iso_mod.detect(cfg.bwrap, cfg.cgroups, cfg.seccomp, cfg.judge.max_memory_mb,
+                                        cfg.bwrap_as_root)
         report = self.isolation.report()
         log.warning("sandbox isolation level: %s (layers: %s)", report["level"],
                     ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in report["layers"].items()))
@@ -244,6 +246,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-memory-mb", type=int, default=4096)
     parser.add_argument("--max-body-mb", type=int, default=64)
     parser.add_argument("--no-bwrap", action="store_true", help="do not use bubblewrap (testing weaker levels)")
+    parser.add_argument("--bwrap-as-root", action="store_true",
+                        help="start bwrap as root and drop to the slot uid inside (chosen automatically "
+                             "where unprivileged user namespaces are refused)")
     parser.add_argument("--no-cgroups", action="store_true")
     parser.add_argument("--no-seccomp", action="store_true")
     parser.add_argument("--log-level", default="info")
@@ -251,7 +256,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(workers=args.workers, queue=args.queue, require=args.require, strict=args.strict,
-                        max_body_mb=args.max_body_mb, bwrap=not args.no_bwrap, seccomp=not args.no_seccomp,
+                        max_body_mb=args.max_body_mb, bwrap=not args.no_bwrap, bwrap_as_root=args.bwrap_as_root,
+                        seccomp=not args.no_seccomp,
                         cgroups=not args.no_cgroups,
                         judge=JudgeConfig(max_time_s=args.max_time_s, max_memory_mb=args.max_memory_mb))
 

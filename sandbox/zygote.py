@@ -308,7 +308,35 @@ def vm_size():
         return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def drop_privileges(uid, workdir):
+    """Started as root (bubblewrap without user namespaces): hand the work directory to the
+    slot's uid and become it for good (setresuid from root to another uid clears every cap)."""
+    os.chown(workdir, uid, uid)
+    os.chmod(workdir, 0o700)
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+
+def self_check(dedicated_uid, expect_seccomp):
+    """Exit status for the isolation probe: PID 1, not root, inet sockets refused (if expected)."""
+    import socket
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()
+        blocked = False
+    except PermissionError:
+        blocked = True
+    ok = os.getpid() == 1 and (os.getuid() != 0 or not dedicated_uid) and (blocked or not expect_seccomp)
+    return 0 if ok else 1
+
+
 def main():
+    """argv: WORKDIR (dedicated-uid|shared-uid) (DROP_TO_UID|-) [probe [seccomp]]"""
+    workdir, uid_mode, drop_to = sys.argv[1:4]
+    if drop_to != "-":
+        drop_privileges(int(drop_to), workdir)
+    if sys.argv[4:5] == ["probe"]:
+        sys.exit(self_check(uid_mode == "dedicated-uid", sys.argv[5:6] == ["seccomp"]))
     pid1 = os.getpid() == 1
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:  # a non-dumpable zygote cannot be read or written through /proc/1/mem by its children
@@ -316,7 +344,7 @@ def main():
         ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
     except (OSError, AttributeError):
         pass
-    zygote = Zygote(pid1, dedicated_uid=sys.argv[2] == "dedicated-uid", workdir=sys.argv[1])
+    zygote = Zygote(pid1, dedicated_uid=uid_mode == "dedicated-uid", workdir=workdir)
     inp, out = os.dup(0), os.dup(1)
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 0)

@@ -3,6 +3,7 @@ levels and `--require`, strict mode, and that LocalSandbox cleans up exactly wha
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
@@ -152,3 +153,20 @@ def test_sandbox_modules_import_without_torch() -> None:
             "qwqrl.sandbox.requests, qwqrl.sandbox.server\nassert 'torch' not in sys.modules, 'torch imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_root_then_drop_bubblewrap_mode_holds_the_same_walls() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("starting bwrap as root needs a root server")
+    with LocalSandbox(workers=1, extra_args=["--bwrap-as-root", "--require", "namespaces"]) as sandbox:
+        srv = Server(sandbox)
+        assert srv.info["isolation"]["layers"]["bubblewrap_mode"] == "root-then-drop"
+        who = srv.run("import os\nprint(os.getpid(), os.getuid() > 0, os.getgroups())")
+        assert who["stdout"] == "2 True []\n", who
+        for attack in ("import os\nos.setuid(0)", "print(open('/etc/passwd').read())",
+                       "import socket\nsocket.create_connection(('127.0.0.1', 9), timeout=1)"):
+            assert srv.run(attack)["status"] == "RE", attack
+        assert srv.run("import os, signal, subprocess\nsubprocess.Popen(['sleep', '30'])\n"
+                       "os.kill(-1, signal.SIGKILL)\nopen('/tmp/x', 'w').write('x')\nprint('alive')")["stdout"] == "alive\n"
+        assert srv.run("import os\nprint(os.listdir('/tmp'))")["stdout"] == "[]\n"
+        srv.assert_clean_and_healthy()
