@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -43,21 +44,42 @@ def bare(runs: int, concurrency: int, python: str) -> tuple[float, list[float]]:
     return runs / (time.perf_counter() - start), latencies
 
 
-async def served(url: str, runs: int, concurrency: int) -> tuple[float, list[float]]:
-    gate = asyncio.Semaphore(concurrency)
-    body = {"code": PROGRAM, "limits": {"time_s": 2.0}}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits, trust_env=False) as http:
-        async def one() -> float:
-            async with gate:
-                start = time.perf_counter()
-                result = (await http.post("/v1/run", json=body)).json()
-                assert result["status"] == "OK" and result["stdout"] == "45\n", result
-                return time.perf_counter() - start
+async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> dict:
+    """One HTTP/1.1 keep-alive POST. A bare-bones client on purpose: the load generator shares
+    the machine's cores with the server, and a heavier client would measure itself."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    return json.loads(await reader.readexactly(length))
 
-        await one()  # warm the connection
-        start = time.perf_counter()
-        latencies = list(await asyncio.gather(*(one() for _ in range(runs))))
+
+async def served(port: int, runs: int, concurrency: int) -> tuple[float, list[float]]:
+    body = json.dumps({"code": PROGRAM, "limits": {"time_s": 2.0}}).encode()
+    request = (f"POST /v1/run HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await _post(reader, writer, request)  # warm the connection and the slot
+        return reader, writer
+
+    connections = await asyncio.gather(*(connect() for _ in range(concurrency)))
+    remaining = runs
+    latencies: list[float] = []
+
+    async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            start = time.perf_counter()
+            result = await _post(reader, writer, request)
+            assert result["status"] == "OK" and result["stdout"] == "45\n", result
+            latencies.append(time.perf_counter() - start)
+        writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(r, w) for r, w in connections))
     return runs / (time.perf_counter() - start), latencies
 
 
@@ -72,7 +94,7 @@ def main() -> None:
         info = httpx.get(f"{sandbox.url}/v1/info", trust_env=False).json()
         for concurrency in CONCURRENCY:
             bare_rate, bare_lat = bare(args.runs, concurrency, python)
-            srv_rate, srv_lat = asyncio.run(served(sandbox.url, args.runs, concurrency))
+            srv_rate, srv_lat = asyncio.run(served(sandbox.port, args.runs, concurrency))
             rows.append((concurrency, bare_rate, bare_lat, srv_rate, srv_lat))
     print(f"sandbox throughput: {os.cpu_count()} cores, {args.workers} slots, {args.runs} runs per cell, "
           f"isolation {info['isolation']['level']}, bare = `{python} -c`")

@@ -140,8 +140,8 @@ async def _until_disconnect(request: Request, work: Awaitable[Any]) -> Any:
     try:
         while True:
             done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
-            if done:
-                return task.result()
+            if done:  # plain JSON values: skip FastAPI's recursive encoder
+                return JSONResponse(task.result())
             if await request.is_disconnected():
                 task.cancel()
                 log.info("client disconnected; cancelled its evaluation")

@@ -1,6 +1,7 @@
 """Fixtures for the sandbox suite: real servers (uvicorn over HTTP on 127.0.0.1) and process checks."""
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 
@@ -9,6 +10,9 @@ import psutil
 import pytest
 
 from qwqrl.sandbox.local import LocalSandbox
+
+
+needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed (C++ support is off)")
 
 
 class Server:

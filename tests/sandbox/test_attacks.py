@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Server
+from .conftest import Server, needs_gxx
 
 
 def _digest(path: str) -> str:
@@ -45,6 +45,7 @@ def test_gradual_memory_growth_is_mle(server: Server) -> None:
     assert result["max_rss_mb"] < 400
 
 
+@needs_gxx
 def test_cpp_huge_allocation_is_mle(server: Server) -> None:
     code = "#include <vector>\nint main(){ std::vector<char> v(10ull << 30, 1); return v[5]; }\n"
     result = server.run(code, language="cpp", time_s=2, memory_mb=256)

@@ -7,7 +7,7 @@ import pytest
 
 from qwqrl.sandbox.judge import harness_line, stdio_matches, values_match
 
-from .conftest import Server
+from .conftest import Server, needs_gxx
 
 DOUBLE = {"type": "stdio", "cases": [{"input": "2\n", "output": "4\n"}, {"input": "5\n", "output": "10\n"}]}
 
@@ -72,6 +72,7 @@ def test_nonzero_exit_is_re_and_exit_zero_is_judged_on_output(server: Server) ->
     assert server.evaluate("import sys\nprint(int(input()) * 2)\nsys.exit(0)", DOUBLE)["status"] == "OK"
 
 
+@needs_gxx
 def test_cpp_is_compiled_once_and_run_per_test(server: Server) -> None:
     code = "#include <iostream>\nint main(){ long long n; std::cin >> n; std::cout << 2 * n << std::endl; }\n"
     result = server.evaluate(code, DOUBLE, language="cpp")

@@ -80,7 +80,7 @@ def test_batch_answers_in_order(server: Server) -> None:
 def test_info_and_metrics_report_isolation_and_counts(server: Server) -> None:
     info = server.http.get("/v1/info").json()
     assert info["isolation"]["level"] in ("rlimits", "uid", "namespaces", "full")
-    assert {"python", "cpp"} <= set(info["languages"]) and info["workers"] == 2
+    assert "python" in info["languages"] and info["workers"] == 2
     server.run("print(1)")
     text = server.http.get("/metrics").text
     assert "# TYPE qwqrl_sandbox_runs_total counter" in text
