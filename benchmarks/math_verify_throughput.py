@@ -11,14 +11,17 @@
    parent), after the pool has started (its start-up is reported separately). The set is
    split into `--rounds` parts and the two verifiers alternate on them, so that other load on
    the machine weighs on both alike.
-4. Prints records/s for both, the ratio, the worst per-record latency (ours: the longest any
+4. Repeats the comparison on records that all need sympy and are all different (default 600),
+   where neither the fast path nor the reuse of repeated answers helps: the pool's own share.
+5. Prints records/s for both, the ratio, the worst per-record latency (ours: the longest any
    record held a worker, bounded by the limit), and how often the two agree.
 
-    .venv/bin/python benchmarks/math_verify_throughput.py [--records 5000] [--timeout-s 5] [--rounds 5]
+    .venv/bin/python benchmarks/math_verify_throughput.py [--records 5000] [--sympy-records 600] [--timeout-s 5]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import random
 import time
@@ -91,6 +94,43 @@ def make_records(n: int, seed: int = 0) -> list[dict]:
     return records
 
 
+def make_sympy_records(n: int, seed: int = 1) -> list[dict]:
+    """Records that all need sympy and are all different: no fast path, no repeats to reuse."""
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        a, b, wrong = rng.randint(2, 999), rng.randint(2, 999), rng.random() < 0.4
+        c = a + 1 if wrong else a
+        gold, pred = rng.choice([
+            (f"{a}\\sqrt{{{b}}}", f"\\sqrt{{{c * c * b}}}"),
+            (f"x^2+{a}x+{b}", f"{b}+{c}x+x^2"),
+            (f"\\frac{{{a}\\pi}}{{{b}}}", f"\\frac{{{c}}}{{{b}}}\\pi"),
+        ])
+        records.append({"id": i, "answer": gold,
+                        "completion": f"{REASONING}\n</think>\nSo $\\boxed{{{pred}}}$."})
+    return records
+
+
+def compare(records: list[dict], rounds: int, timeout_s: float) -> dict[str, float]:
+    """Both verifiers on `records`, alternating over `rounds` parts so that other load on the
+    machine weighs on both alike."""
+    ours, base, ours_s, base_s, base_worst = [], [], 0.0, 0.0, 0.0
+    step = -(-len(records) // rounds)
+    for i in range(0, len(records), step):
+        part = records[i:i + step]
+        start = time.perf_counter()
+        ours += verify_batch(part, timeout_s=timeout_s)
+        ours_s += time.perf_counter() - start
+        start = time.perf_counter()
+        scores, worst = math_verify_sequential(part)
+        base_s += time.perf_counter() - start
+        base += scores
+        base_worst = max(base_worst, worst)
+    agree = sum(v.score == b for v, b in zip(ours, base)) / len(records)
+    return {"n": len(records), "ours_s": ours_s, "base_s": base_s, "base_worst": base_worst,
+            "agree": agree}
+
+
 def math_verify_sequential(records: list[dict]) -> tuple[list[float], float]:
     from math_verify import parse, verify
 
@@ -109,6 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=5000)
     parser.add_argument("--timeout-s", type=float, default=5.0)
+    parser.add_argument("--sympy-records", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (5)")
     args = parser.parse_args()
     logging.getLogger("math_verify").setLevel(logging.ERROR)
@@ -118,31 +159,27 @@ def main() -> None:
     verify_batch([{"answer": "\\frac{\\sqrt{2}}{2}", "completion": "</think>$\\boxed{2^{-1/2}}$"}]
                  * pool().processes)
     startup = time.perf_counter() - start
-    # Interleaved rounds, so that load from other processes on the machine hits both alike.
-    ours, base, ours_s, base_s, base_worst = [], [], 0.0, 0.0, 0.0
-    step = -(-len(records) // args.rounds)
-    for i in range(0, len(records), step):
-        part = records[i:i + step]
-        start = time.perf_counter()
-        ours += verify_batch(part, timeout_s=args.timeout_s)
-        ours_s += time.perf_counter() - start
-        start = time.perf_counter()
-        scores, worst = math_verify_sequential(part)
-        base_s += time.perf_counter() - start
-        base += scores
-        base_worst = max(base_worst, worst)
+    warm_tasks = pool().stats.tasks
+    mixed = compare(records, args.rounds, args.timeout_s)
+    mixed_stats = dataclasses.replace(pool().stats)
+    pool().stats.max_task_s = 0.0  # the worst record of the second set alone
+    hard = compare(make_sympy_records(args.sympy_records), args.rounds, args.timeout_s)
 
-    stats = pool().stats
-    agree = sum(v.score == b for v, b in zip(ours, base)) / len(records)
-    n = len(records)
-    print(f"math verifier throughput, {n} records, {pool().processes} worker processes, "
-          f"limit {args.timeout_s:g}s per record (pool start-up {startup:.1f}s, not counted)")
-    print(f"{'verifier':<34}{'seconds':>10}{'records/s':>12}{'worst record s':>16}")
-    print(f"{'math-verify, sequential':<34}{base_s:>10.1f}{n / base_s:>12.1f}{base_worst:>16.2f}")
-    print(f"{'qwqrl verify_batch':<34}{ours_s:>10.1f}{n / ours_s:>12.1f}{stats.max_task_s:>16.2f}")
-    print(f"ratio (ours / math-verify): {base_s / ours_s:.2f}x; records sent to workers: "
-          f"{stats.tasks + stats.timeouts + stats.crashes} (timeouts {stats.timeouts}, worker "
-          f"restarts {stats.restarts}); same score as plain math-verify: {agree:.1%}")
+    print(f"math verifier throughput: {pool().processes} worker processes, limit "
+          f"{args.timeout_s:g}s per record (pool start-up {startup:.1f}s, not counted)")
+    print(f"{'records':<30}{'verifier':<26}{'seconds':>9}{'records/s':>11}{'worst s':>9}")
+    for label, r, worst in ((f"mixed, {mixed['n']}", mixed, mixed_stats.max_task_s),
+                            (f"sympy-bound distinct, {hard['n']}", hard, pool().stats.max_task_s)):
+        print(f"{label:<30}{'math-verify, sequential':<26}{r['base_s']:>9.1f}"
+              f"{r['n'] / r['base_s']:>11.1f}{r['base_worst']:>9.2f}")
+        print(f"{'':<30}{'qwqrl verify_batch':<26}{r['ours_s']:>9.1f}"
+              f"{r['n'] / r['ours_s']:>11.1f}{worst:>9.2f}")
+        print(f"{'':<30}ratio {r['base_s'] / r['ours_s']:.2f}x, same score "
+              f"{r['agree']:.1%}")
+    reached = mixed_stats.tasks + mixed_stats.timeouts - warm_tasks
+    print(f"mixed set: {reached} records reached a worker (the rest took the fast path or "
+          f"repeated an answer); timeouts {mixed_stats.timeouts}, worker restarts "
+          f"{mixed_stats.restarts}")
 
 
 if __name__ == "__main__":

@@ -59,9 +59,13 @@ class _Task:
 
 class _Worker:
     def __init__(self, target: str, memory_mb: int | None) -> None:
-        args = [sys.executable, "-m", "qwqrl.verifiers.pool", target, str(memory_mb or 0)]
+        args = [sys.executable, "-m", "qwqrl.verifiers.pool", target, str(memory_mb or 0),
+                str(os.getpid())]
+        # A session of its own: terminal signals (Ctrl-C, Ctrl-Z) go to the parent, which
+        # decides when workers stop, and with the kernel's autogroup scheduling the workers are
+        # not squeezed into the CPU share of the caller's session.
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     bufsize=0, close_fds=True)
+                                     bufsize=0, close_fds=True, start_new_session=True)
         self.fd_in = self.proc.stdin.fileno()
         self.fd_out = self.proc.stdout.fileno()
         self.ready = False
@@ -273,9 +277,21 @@ def _read(fd: int) -> Any:
 
 
 
-def _worker_main(target: str, memory_mb: int) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: the kernel kills this worker when its parent's dispatcher thread ends, so a
+    parent killed with SIGKILL leaves no worker behind, even one stuck in a long C call."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent was already gone
+        os._exit(1)
+
+
+def _worker_main(target: str, memory_mb: int, parent_pid: int) -> None:
     """Serve tasks from stdin until EOF. Stray prints go to stderr, never into the protocol."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    _die_with_parent(parent_pid)
     fd_in, fd_out = 0, os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
@@ -304,4 +320,4 @@ def _worker_main(target: str, memory_mb: int) -> None:
 
 
 if __name__ == "__main__":
-    _worker_main(sys.argv[1], int(sys.argv[2]))
+    _worker_main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))

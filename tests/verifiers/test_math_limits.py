@@ -151,3 +151,34 @@ def test_a_batch_sends_each_distinct_answer_to_the_workers_once():
     before = pool().stats.tasks
     assert [v.score for v in verify_batch(group)] == [1.0] * 8
     assert pool().stats.tasks - before == 1
+
+
+PARENT = """
+import sys, time
+from qwqrl.verifiers.pool import DeadlinePool
+pool = DeadlinePool("builtins:eval", processes=1)
+pool.submit(["__import__('time').sleep(600)"], timeout_s=600)
+while not pool.busy():
+    time.sleep(0.05)
+print(*pool.worker_pids(), flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_parent_killed_outright_leaves_no_worker_behind():
+    import subprocess
+    import sys
+
+    import psutil
+
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
+    try:
+        (worker,) = [int(pid) for pid in parent.stdout.readline().split()]
+        assert psutil.pid_exists(worker)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(worker) and psutil.Process(worker).status() != "zombie":
+        assert time.monotonic() < deadline, "the worker outlived its parent"
+        time.sleep(0.05)
