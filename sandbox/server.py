@@ -60,32 +60,20 @@ class IsolationTooWeak(RuntimeError):
 
 
 class BodyLimit:
-    """ASGI middleware: 413 for bodies over the limit (declared or streamed)."""
+    """ASGI middleware: a POST must declare its length (411 otherwise) and stay within the
+    limit (413), so an oversized body is refused before it is read."""
 
     def __init__(self, app: Callable, limit: int) -> None:
         self.app, self.limit = app, limit
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and int(declared or 0) > self.limit:
-            return await self._too_large(scope, receive, send)
-        seen = 0
-
-        async def counting_receive() -> dict:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise ValueError("request body too large")
-            return message
-
-        await self.app(scope, counting_receive, send)
-
-    async def _too_large(self, scope: dict, receive: Callable, send: Callable) -> None:
-        response = JSONResponse({"error": f"request body over {self.limit} bytes"}, status_code=413)
-        await response(scope, receive, send)
+        if scope["type"] == "http" and scope["method"] == "POST":
+            declared = dict(scope["headers"]).get(b"content-length", b"")
+            if not declared.isdigit():
+                return await _error(411, "request body: a Content-Length header is required")(scope, receive, send)
+            if int(declared) > self.limit:
+                return await _error(413, f"request body: over {self.limit} bytes")(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 class Service:
@@ -163,7 +151,6 @@ def create_app(config: ServerConfig) -> FastAPI:
             await service.stop()
 
     app = FastAPI(title="qwqrl sandbox", version=__version__, lifespan=lifespan)
-    app.state.service = service
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -100,6 +100,7 @@ def run_python(job, status_fd):
     sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", closefd=False)
     sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
     sys.argv = ["solution.py"]
+    random.seed()  # a fresh interpreter would seed from the OS; forked ones share the zygote's state
     main = type(sys)("__main__")
     main.__builtins__ = __builtins__
     sys.modules["__main__"] = main

@@ -200,3 +200,5 @@ def test_state_does_not_leak_between_runs(server: Server) -> None:
     for _ in range(4):
         assert server.run(poison)["status"] == "OK"
         assert server.run(probe)["stdout"] == "False False False False\n"
+    draws = {server.run("import random\nprint(random.random())")["stdout"] for _ in range(4)}
+    assert len(draws) == 4, "every run must get its own random seed"

@@ -42,6 +42,9 @@ def test_overload_answers_429_with_retry_after(tight: Server) -> None:
 def test_oversized_body_is_413(tight: Server) -> None:
     resp = tight.http.post("/v1/run", json={"code": "print(1)", "stdin": "x" * (2 << 20)})
     assert resp.status_code == 413 and "body" in resp.json()["error"]
+    chunked = tight.http.post("/v1/run", content=iter([b'{"code": "print(1)"}']),
+                              headers={"content-type": "application/json"})
+    assert chunked.status_code == 411
     assert tight.http.get("/healthz").status_code == 200
 
 
