@@ -22,13 +22,13 @@ BatchVerifier = Callable[..., list[Verdict]]
 
 # name -> "module:function", a `verify_batch(records, **options) -> list[Verdict]`; where the
 # module also has `a<function>` (e.g. `averify_batch`), async callers get that one.
-# `general` (the reward model) is registered here by its module's owner.
 VERIFIERS: dict[str, str] = {
     "math": "qwqrl.verifiers.math:verify_batch",
     "code": "qwqrl.verifiers.code:verify_batch",
     "ifeval": "qwqrl.verifiers.registry:ifeval_verify_batch",
     "format": "qwqrl.verifiers.format:verify_batch",
     "overlong": "qwqrl.verifiers.overlong:verify_batch",
+    "general": "qwqrl.verifiers.reward_model:verify_batch",
 }
 
 # task (a record's `task` field) -> the verifier that scores its accuracy

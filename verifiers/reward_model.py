@@ -21,18 +21,23 @@ them.
 """
 from __future__ import annotations
 
+import functools
 import math
+import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import httpx
 
 from qwqrl.verifiers.base import Verdict, completion_text, final_answer
+from qwqrl.verifiers.reward_fn import RewardFunction, reward_function
 
 Normalize = Literal["none", "zscore", "sigmoid"]
 NORMALIZATIONS: tuple[str, ...] = ("none", "zscore", "sigmoid")
 Prompt = str | list[dict[str, Any]]
+Raw = list[float | None]  # one RM logit per completion; None: unfinished
+REWARD_MODEL_ENV = "QWQRL_REWARD_MODEL"
 
 
 def as_messages(prompt: Prompt) -> list[dict[str, Any]]:
@@ -99,8 +104,9 @@ class _Scoring:
     """What local and remote RMs share; subclasses provide `raw_scores` (None: unfinished)."""
 
     normalize: str
+    unavailable: tuple[type[Exception], ...] = ()  # failures that mean "could not judge"
 
-    def raw_scores(self, prompts: Sequence[Prompt], completions: Sequence[Any]) -> list[float | None]:
+    def raw_scores(self, prompts: Sequence[Prompt], completions: Sequence[Any]) -> Raw:
         raise NotImplementedError
 
     def score(self, prompts: Sequence[Prompt], completions: Sequence[Any]) -> list[float]:
@@ -108,7 +114,11 @@ class _Scoring:
         return normalize_scores(self.raw_scores(prompts, completions), self.normalize)
 
     def verify_batch(self, records: Sequence[dict[str, Any]]) -> list[Verdict]:
-        """Verdicts for records with `prompt` and `completion`; a malformed record gets score None."""
+        """Verdicts for records with `prompt` and `completion`, normalized over the call.
+
+        A malformed record, or every record when a remote RM is unreachable, gets score None
+        with the reason in `error`: the trainer masks such samples.
+        """
         verdicts: list[Verdict | None] = [None] * len(records)
         good: list[int] = []
         for i, record in enumerate(records):
@@ -117,8 +127,12 @@ class _Scoring:
                 verdicts[i] = Verdict(None, {"verifier": "reward_model"}, error=problem)
             else:
                 good.append(i)
-        raw = self.raw_scores([records[i]["prompt"] for i in good],
-                              [records[i]["completion"] for i in good])
+        try:
+            raw = self.raw_scores([records[i]["prompt"] for i in good],
+                                  [records[i]["completion"] for i in good])
+        except self.unavailable as e:
+            return [v or Verdict(None, {"verifier": "reward_model"}, error=f"reward model: {e}")
+                    for v in verdicts]
         for i, r, s in zip(good, raw, normalize_scores(raw, self.normalize)):
             detail: dict[str, Any] = {"verifier": "reward_model", "raw": r}
             if r is None:
@@ -145,10 +159,11 @@ def _record_problem(record: dict[str, Any]) -> str | None:
 class RewardModelScorer(_Scoring):
     """A reward model in this process.
 
-    `path_or_model`: a directory (or hub id) loadable by `AutoModelForSequenceClassification`, or
+    `path_or_model`: a folder (or hub id) loadable by `AutoModelForSequenceClassification`, or
     such a model already built (then `tokenizer` is required). `think_opened`: the policy's chat
     template opened `<think>` (QwQ's does), so a completion without `</think>` is unfinished.
-    `max_length` is capped by the model's `max_position_embeddings`. Thread-safe: calls that
+    `max_length` is capped by the model's `max_position_embeddings`; `dtype` (e.g. "bfloat16")
+    applies when loading from a path. Thread-safe: calls that
     overlap (the HTTP server, a concurrent reward router) take turns on the model.
     """
 
@@ -161,16 +176,17 @@ class RewardModelScorer(_Scoring):
         if batch_size < 1 or max_length < 1:
             raise ValueError("batch_size and max_length must be positive")
         self.normalize = _check_normalize(normalize)
-        if isinstance(path_or_model, str):
-            self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path_or_model)
+        if isinstance(path_or_model, (str, os.PathLike)):
+            path = os.fspath(path_or_model)
+            self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
             kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
-            model = AutoModelForSequenceClassification.from_pretrained(path_or_model, **kwargs)
+            model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
         elif tokenizer is None:
             raise ValueError("pass the RM's tokenizer along with a model object")
         else:
             self.tokenizer, model = tokenizer, path_or_model
         if model.config.num_labels != 1:
-            raise ValueError(f"a reward model has one output; this one has {model.config.num_labels}")
+            raise ValueError(f"a reward model has one output, this one {model.config.num_labels}")
         text_config = model.config.get_text_config()
         if text_config.pad_token_id is None:  # the head finds each row's last token by padding
             text_config.pad_token_id = self.tokenizer.pad_token_id
@@ -185,7 +201,7 @@ class RewardModelScorer(_Scoring):
         self.think_opened = think_opened
         self._lock = threading.Lock()
 
-    def raw_scores(self, prompts: Sequence[Prompt], completions: Sequence[Any]) -> list[float | None]:
+    def raw_scores(self, prompts: Sequence[Prompt], completions: Sequence[Any]) -> Raw:
         """The RM's logit per completion; None for an unfinished one."""
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
@@ -193,7 +209,7 @@ class RewardModelScorer(_Scoring):
         encoded = {i: encode_pair(self.tokenizer, prompts[i], a, self.max_length)
                    for i, a in enumerate(answers) if a is not None}
         order = sorted(encoded, key=lambda i: len(encoded[i]))
-        raw: list[float | None] = [None] * len(answers)
+        raw: Raw = [None] * len(answers)
         with self._lock:
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start:start + self.batch_size]
@@ -219,19 +235,23 @@ class RemoteRewardModel(_Scoring):
     """A reward model behind `qwqrl rm serve URL`; same interface as `RewardModelScorer`.
 
     The server batches and extracts answers; this client normalizes the server's raw scores with
-    its own `normalize`. One call is one request, so a zscore covers the whole call. HTTP failures
-    raise (an unreachable RM is not a bad answer).
+    its own `normalize`. One call is one request, so a zscore covers the whole call. An HTTP
+    failure is never a low score: `score` raises, `verify_batch` gives None verdicts.
     """
 
-    def __init__(self, url: str, normalize: Normalize = "sigmoid", timeout_s: float = 300.0) -> None:
+    unavailable = (httpx.HTTPError,)
+
+    def __init__(self, url: str, normalize: Normalize = "sigmoid",
+                 timeout_s: float = 300.0) -> None:
         self.url = url.rstrip("/")
         self.normalize = _check_normalize(normalize)
         self._client = httpx.Client(timeout=timeout_s)
 
-    def raw_scores(self, prompts: Sequence[Prompt], completions: Sequence[Any]) -> list[float | None]:
+    def raw_scores(self, prompts: Sequence[Prompt], completions: Sequence[Any]) -> Raw:
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
-        items = [{"prompt": p, "completion": completion_text(c)} for p, c in zip(prompts, completions)]
+        items = [{"prompt": p, "completion": completion_text(c)}
+                 for p, c in zip(prompts, completions)]
         response = self._client.post(f"{self.url}/v1/score", json={"items": items})
         response.raise_for_status()
         return response.json()["raw"]
@@ -240,16 +260,26 @@ class RemoteRewardModel(_Scoring):
         self._client.close()
 
 
-def make_rm_reward(scorer: _Scoring) -> Callable[..., list[float | None]]:
-    """A TRL reward function over `scorer`; rows whose `task` is set and not `general` get None."""
+def make_rm_reward(scorer: _Scoring) -> RewardFunction:
+    """A TRL reward function `fn(completions, prompts, **columns)` over `scorer`."""
+    return reward_function(scorer.verify_batch, "general_reward")
 
-    def reward_model(completions: list[Any], prompts: list[Prompt], **columns: Any) -> list[float | None]:
-        tasks = columns.get("task") or ["general"] * len(completions)
-        mine = [i for i, t in enumerate(tasks) if t in (None, "general")]
-        scores = scorer.score([prompts[i] for i in mine], [completions[i] for i in mine])
-        out: list[float | None] = [None] * len(completions)
-        for i, s in zip(mine, scores):
-            out[i] = s
-        return out
 
-    return reward_model
+@functools.lru_cache(maxsize=4)
+def open_reward_model(where: str, normalize: Normalize = "sigmoid",
+                      think_opened: bool = True) -> _Scoring:
+    """A scorer for a `qwqrl rm serve` URL (http:// or https://) or an RM folder, cached per
+    argument so repeated batches reuse one loaded model (a server applies its own think_opened)."""
+    if where.startswith(("http://", "https://")):
+        return RemoteRewardModel(where, normalize=normalize)
+    return RewardModelScorer(where, normalize=normalize, think_opened=think_opened)
+
+
+def verify_batch(records: Sequence[dict[str, Any]], reward_model: str | None = None,
+                 normalize: Normalize = "sigmoid", think_opened: bool = True) -> list[Verdict]:
+    """The registry's `general` verifier: `reward_model` (else $QWQRL_REWARD_MODEL) is an RM
+    folder or a `qwqrl rm serve` URL."""
+    where = reward_model or os.environ.get(REWARD_MODEL_ENV)
+    if not where:
+        raise ValueError(f"no reward model: pass reward_model= or set ${REWARD_MODEL_ENV}")
+    return open_reward_model(where, normalize, think_opened).verify_batch(records)

@@ -1,4 +1,4 @@
-"""`qwqrl rm serve` and `qwqrl rm train`: serve a reward model over HTTP, or train one from pairs."""
+"""`qwqrl rm serve` and `qwqrl rm train`: a reward model over HTTP, or a new one from pairs."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
     serve.add_argument("--port", type=int, default=8100)
     serve.add_argument("--device", default="cpu", help="e.g. cpu, cuda:1")
-    serve.add_argument("--dtype", default=None, help="e.g. bfloat16 (default: the checkpoint's)")
+    serve.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None,
+                       help="weights dtype (default: the checkpoint's)")
     serve.add_argument("--batch-size", type=int, default=16)
     serve.add_argument("--max-length", type=int, default=4096, help="tokens per (prompt, answer)")
     serve.add_argument("--normalize", choices=NORMALIZATIONS, default="sigmoid",

@@ -1,12 +1,18 @@
-"""Synthetic preference data for the CPU demo's reward model, and prompts to match.
+"""Synthetic preference data for the CPU demo's reward model.
 
 The demo's stage two needs a reward model that a ~1M-parameter Qwen2 learns on CPU in a minute,
 and that rewards something a tiny policy can get better at. Here "better" is general answer
 quality in miniature: a chosen answer is one polite, complete sentence that ends with a period
-and names the prompt's topic; a rejected answer is empty, repetitive, truncated mid-sentence or
-about another topic. Completions follow the QwQ format, `<reasoning>\\n</think>\\n\\n<answer>`
-(the chat template already opened `<think>`); the reasoning is drawn the same way for both sides,
-so only the answer separates them, as the reward model only ever sees the answer.
+and names the prompt's topic; a rejected answer is empty, repetitive, truncated mid-sentence,
+curt, or about another topic (the one kind a tiny RM learns only partly: it must match words
+across the prompt and the answer). Completions follow the QwQ format,
+`<reasoning>\\n</think>\\n\\n<answer>` (the chat template already opened `<think>`); the
+reasoning is drawn the same way for both sides, so only the answer separates them, as the reward
+model only ever sees the answer.
+
+Measured with `qwqrl.tiny.build_reward_model` trained by `qwqrl.rm.train.train_reward_model` on
+1600 pairs (one epoch, lr 1e-3, 16 pairs a step: 100 steps, about 30 s on 2 idle cores): it
+ranks about 89% of held-out pairs right, every kind but off-topic almost always.
 """
 from __future__ import annotations
 
@@ -24,15 +30,9 @@ PROMPTS = ["Describe the {t}.", "Say something kind about the {t}.", "Tell me ab
 GOOD_ANSWERS = ["The {t} is {a} and {b}.", "I think the {t} is {a}, and it makes people happy.",
                 "Thank you for asking: the {t} is {a}.", "A {t} can be {a} and {b}.",
                 "Many people love the {t} because it is {a}."]
+CURT = ["No.", "Whatever.", "I do not care.", "Ask someone else.", "That is a silly question."]
 REASONING = ["The user asks about the {t}.", "Let me think about the {t}.",
              "I should answer in one sentence.", "A short, kind answer is best."]
-
-
-def make_general_prompts(n: int, seed: int = 0) -> list[dict[str, str]]:
-    """`n` records `{"task": "general", "prompt": ...}` from the same distribution as the pairs."""
-    rng = random.Random(seed)
-    return [{"task": "general", "prompt": rng.choice(PROMPTS).format(t=rng.choice(TOPICS))}
-            for _ in range(n)]
 
 
 def make_preference_pairs(n: int, seed: int = 0) -> list[dict[str, str]]:
@@ -73,9 +73,13 @@ def _truncated(rng: random.Random, topic: str, good: str) -> str:
     return good[:rng.randint(len(good) // 3, len(good) - 2)].rstrip(" .,:")
 
 
+def _curt(rng: random.Random, topic: str, good: str) -> str:
+    return rng.choice(CURT)
+
+
 def _off_topic(rng: random.Random, topic: str, good: str) -> str:
     return _good_answer(rng, rng.choice([t for t in TOPICS if t != topic]))
 
 
 _REJECTED: list[Callable[[random.Random, str, str], str]] = [_empty, _repetitive, _truncated,
-                                                             _off_topic]
+                                                             _curt, _off_topic]

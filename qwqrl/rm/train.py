@@ -1,4 +1,4 @@
-"""Train a Bradley-Terry reward model from preference pairs, so users (and the demo) build their own.
+"""Train a Bradley-Terry reward model from preference pairs: users (and the demo) build their own.
 
 1. Pairs are JSONL rows `{"prompt", "chosen", "rejected"}`; the prompt is a string or chat
    messages, chosen/rejected are completions. Only their answers (after the last `</think>`, the
@@ -76,7 +76,8 @@ def train_reward_model(pairs: list[dict[str, Any]] | str | os.PathLike[str], bas
 
     `base`: a sequence-classification model object (then `tokenizer` is required) or a path that
     `AutoModelForSequenceClassification` loads with one label (a causal LM gets a new score
-    head; `tokenizer` None loads the path's). `steps`, when set, overrides `epochs`. Returns the output path.
+    head; `tokenizer` None loads the path's). `steps`, when set, overrides `epochs`. Returns the
+    output path.
     """
     import torch
     from datasets import Dataset
@@ -108,16 +109,22 @@ def train_reward_model(pairs: list[dict[str, Any]] | str | os.PathLike[str], bas
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
     try:
+        # transformers 5 renamed gradient to activation checkpointing (on by default in TRL):
+        # off, small RMs train faster without the recomputation.
+        no_checkpointing = {("activation_checkpointing"
+                             if "activation_checkpointing" in RewardConfig.__dataclass_fields__
+                             else "gradient_checkpointing"): False}
         config = RewardConfig(
             output_dir=str(staging), num_train_epochs=epochs, max_steps=steps or -1,
             learning_rate=lr, per_device_train_batch_size=batch_size, seed=seed,
-            use_cpu=not torch.cuda.is_available(), bf16=False, gradient_checkpointing=False,
-            max_length=None, report_to="none", save_strategy="no", logging_steps=10,
-            disable_tqdm=True)
+            use_cpu=not torch.cuda.is_available(), bf16=False, max_length=None,
+            report_to="none", save_strategy="no", logging_steps=10, disable_tqdm=True,
+            **no_checkpointing)
         trainer = RewardTrainer(model=base, args=config, train_dataset=dataset,
                                 processing_class=tokenizer)
         result = trainer.train()
-        log.info("reward model: %d steps, train loss %.4f", result.global_step, result.training_loss)
+        log.info("reward model: %d steps, train loss %.4f", result.global_step,
+                 result.training_loss)
         trainer.save_model(str(staging))
         _replace_dir(staging, output)
     finally:

@@ -11,7 +11,8 @@ from qwqrl.verifiers.reward_model import (RewardModelScorer, encode_pair, make_r
                                           normalize_scores)
 
 PROMPTS = ["Describe the cat.", "Say something kind about the rain.", "Hi",
-           [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Tell me about tea."}]]
+           [{"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Tell me about tea."}]]
 ANSWERS = ["The cat is soft.", "Rain is gentle and it helps the garden grow.", "", "tea " * 30]
 
 
@@ -109,19 +110,33 @@ def test_verify_batch_keeps_order_and_flags_malformed_records(rm_dir):
     good = [v for i, v in enumerate(verdicts) if i != 1]
     assert [v.score for v in good] == pytest.approx(scorer.score(PROMPTS, completions()), abs=1e-6)
     assert all(0.0 <= v.score <= 1.0 and v.detail["verifier"] == "reward_model" for v in good)
-    assert [v.detail["raw"] for v in good] == pytest.approx(scorer.raw_scores(PROMPTS, completions()))
+    raw = scorer.raw_scores(PROMPTS, completions())
+    assert [v.detail["raw"] for v in good] == pytest.approx(raw)
 
 
-def test_reward_function_scores_general_rows_and_skips_other_tasks(rm_dir):
+def test_reward_function_matches_scores_and_masks_malformed_rows(rm_dir):
     scorer = RewardModelScorer(str(rm_dir))
     reward = make_rm_reward(scorer)
-    comps = completions()[:3]
-    got = reward(comps, PROMPTS[:3], task=["general", "math", "general"])
-    assert got[1] is None
-    assert [got[0], got[2]] == pytest.approx(scorer.score([PROMPTS[0], PROMPTS[2]],
-                                                          [comps[0], comps[2]]), abs=1e-6)
+    comps = completions()
+    assert reward(comps, prompts=PROMPTS) == pytest.approx(scorer.score(PROMPTS, comps), abs=1e-6)
     chat = [[{"role": "assistant", "content": c}] for c in comps]
-    assert reward(chat, PROMPTS[:3]) == pytest.approx(scorer.score(PROMPTS[:3], comps), abs=1e-6)
+    assert reward(chat, prompts=PROMPTS) == pytest.approx(scorer.score(PROMPTS, comps), abs=1e-6)
+    assert reward(comps[:2], prompts=[PROMPTS[0], 42])[1] is None
+
+
+def test_registry_general_verifier_uses_the_named_or_environment_rm(rm_dir, monkeypatch):
+    from qwqrl.verifiers.registry import verify_batch
+
+    records = [{"task": "general", "prompt": p, "completion": c}
+               for p, c in zip(PROMPTS, completions())]
+    expected = RewardModelScorer(str(rm_dir)).score(PROMPTS, completions())
+    named = verify_batch("general", records, reward_model=str(rm_dir))
+    assert [v.score for v in named] == pytest.approx(expected, abs=1e-6)
+    monkeypatch.setenv("QWQRL_REWARD_MODEL", str(rm_dir))
+    assert [v.score for v in verify_batch("general", records)] == pytest.approx(expected, abs=1e-6)
+    monkeypatch.delenv("QWQRL_REWARD_MODEL")
+    with pytest.raises(ValueError, match="QWQRL_REWARD_MODEL"):
+        verify_batch("general", records)
 
 
 def test_verifier_module_imports_without_torch():

@@ -88,7 +88,10 @@ def test_health_and_bad_request(server_url, rm_dir):
     assert bad.status_code == 422
 
 
-def test_unreachable_server_raises_instead_of_scoring_zero():
+def test_unreachable_server_is_never_a_low_score():
     remote = RemoteRewardModel(f"http://127.0.0.1:{free_port()}", timeout_s=2)
     with pytest.raises(httpx.TransportError):
         remote.score(["x"], ["y</think>z"])
+    verdicts = remote.verify_batch([{"prompt": "x", "completion": "y</think>z"}, {"prompt": 1}])
+    assert [v.score for v in verdicts] == [None, None]
+    assert verdicts[0].error.startswith("reward model:") and "completion" in verdicts[1].error

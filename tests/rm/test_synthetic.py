@@ -1,7 +1,7 @@
 """The demo's synthetic preference pairs: reproducible, in the QwQ completion format, learnable."""
 from __future__ import annotations
 
-from qwqrl.rm.synthetic import TOPICS, make_general_prompts, make_preference_pairs
+from qwqrl.rm.synthetic import TOPICS, make_preference_pairs
 from qwqrl.verifiers.base import final_answer
 
 
@@ -18,9 +18,3 @@ def test_chosen_is_a_finished_on_topic_sentence_and_rejected_differs():
         assert rejected is not None  # every rejected answer is finished: only quality differs
         assert chosen.endswith(".") and topic in chosen.replace(",", " ").rstrip(".").split()
         assert rejected.strip() != chosen
-
-
-def test_general_prompts_match_the_pairs_prompts():
-    pair_prompts = {p["prompt"] for p in make_preference_pairs(2000, seed=0)}
-    records = make_general_prompts(50, seed=0)
-    assert all(r["task"] == "general" and r["prompt"] in pair_prompts for r in records)

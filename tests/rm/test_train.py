@@ -1,4 +1,4 @@
-"""`train_reward_model` / `qwqrl rm train`: a tiny RM learns the synthetic pairs; bad input fails cleanly."""
+"""`train_reward_model`, `qwqrl rm train`: a tiny RM learns the synthetic pairs; bad input fails."""
 from __future__ import annotations
 
 import json
