@@ -130,6 +130,22 @@ def test_sockets_cannot_reach_a_loopback_listener(server: Server) -> None:
             listener.accept()
 
 
+@pytest.mark.parametrize("call", [
+    "socket.socket(socket.AF_INET, socket.SOCK_STREAM)",
+    "socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)",
+    "socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)",
+    "ctypes.CDLL(None).ptrace(16, 1, 0, 0) == 0",          # PTRACE_ATTACH to the zygote
+    "ctypes.CDLL(None).syscall(272, 0x10000000) == 0",      # unshare(CLONE_NEWUSER)
+    "ctypes.CDLL(None).syscall(165, b'none', b'/tmp', b'tmpfs', 0, None) == 0",  # mount
+], ids=["inet", "inet6", "netlink", "ptrace-attach-zygote", "unshare-user", "mount"])
+def test_seccomp_denies_sockets_ptrace_and_namespaces(server: Server, call: str) -> None:
+    if not server.info["isolation"]["layers"]["seccomp"]:
+        pytest.skip("no seccomp layer on this host")
+    code = f"import ctypes, socket\ntry:\n    ok = {call}\nexcept PermissionError:\n    ok = False\nprint('allowed' if ok else 'denied')"
+    result = server.run(code)
+    assert result["stdout"] == "denied\n", result
+
+
 @pytest.mark.parametrize("code", [
     "import os, signal\nos.kill(1, signal.SIGKILL)\nprint('alive')",
     "import os, signal, subprocess\nsubprocess.Popen(['sleep', '30'])\nos.kill(-1, signal.SIGKILL)\nprint('alive')",
