@@ -17,3 +17,11 @@ QWQ_CHAT_TEMPLATE = (
 )
 
 THINK_PREFIX = "<think>\n"
+
+
+def opens_think(tokenizer) -> bool:
+    """Whether the tokenizer's generation prompt already opened the reasoning block (QwQ's
+    does): the verifiers then treat a completion without `</think>` as unfinished."""
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False,
+                                         add_generation_prompt=True)
+    return text.rstrip().endswith("<think>")

@@ -26,8 +26,8 @@ def eval_rewards(has_general: bool) -> RewardsConfig:
 
 def evaluate(model: Any, tokenizer: Any, records: list[dict[str, Any]], cfg: EvalConfig,
              max_new_tokens: int, render: Callable[[dict[str, Any]], str],
-             sandbox_client: Any = None, reward_model: Any = None, batch_size: int = 64,
-             seed: int = 0) -> dict[str, float]:
+             sandbox_client: Any = None, reward_model: Any = None, think_opened: bool = True,
+             batch_size: int = 64, seed: int = 0) -> dict[str, float]:
     if not records:
         return {}
     generator = HFGenerator(model, tokenizer, batch_size=batch_size)
@@ -38,7 +38,8 @@ def evaluate(model: Any, tokenizer: Any, records: list[dict[str, Any]], cfg: Eva
     scored_records = [{**records[r.prompt_index], "completion": r.text,
                        "completion_ids": r.completion_ids} for r in rollouts]
     router = RewardRouter(eval_rewards(reward_model is not None), max_new_tokens,
-                          sandbox_client=sandbox_client, reward_model=reward_model)
+                          sandbox_client=sandbox_client, reward_model=reward_model,
+                          think_opened=think_opened)
     routable = [r for r in scored_records if r["task"] in router.tasks()]
     scored = router.score(routable)
     out: dict[str, float] = {}

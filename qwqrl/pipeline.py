@@ -11,6 +11,7 @@ code, a reward model) are started here and stopped at the end.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from typing import Any
 
 import torch
 
+from qwqrl.chat_template import opens_think
 from qwqrl.checkpoint import Progress, write_json_atomic
 from qwqrl.config import Recipe, RLStage, SFTStage
 from qwqrl.data.mixture import MixtureSampler, mix_with_replay
@@ -60,6 +62,7 @@ class Pipeline:
         self.tokenizer = load_tokenizer(recipe.tokenizer, recipe.model)
         self.render = partial(render_prompt, self.tokenizer, system_prompt=recipe.tokenizer.system_prompt,
                               instructions=recipe.tokenizer.task_instructions)
+        self.think_opened = opens_think(self.tokenizer)
         self.eval_records = [r for src in recipe.eval.sets for r in load_source(src, self.base)]
         self.evals_path = self.run_dir / "evals.json"
         self.evals: list[dict[str, Any]] = (json.loads(self.evals_path.read_text())
@@ -105,7 +108,8 @@ class Pipeline:
             return RemoteRewardModel(cfg.url, normalize=cfg.normalize)
         path = self._resolve(cfg.path)
         return RewardModelScorer(path, device=cfg.device or str(self.dist.device),
-                                 batch_size=cfg.batch_size, normalize=cfg.normalize)
+                                 batch_size=cfg.batch_size, normalize=cfg.normalize,
+                                 think_opened=self.think_opened)
 
     def _resolve(self, path: str) -> str:
         """Paths in a recipe are tried against the working directory, then the recipe's folder
@@ -203,7 +207,7 @@ class Pipeline:
         else:
             generator = make_generator("hf", policy.module, self.tokenizer, batch_size=gen.batch_size)
         router = RewardRouter(stage.rewards, gen.max_new_tokens, sandbox_client=self.svc["sandbox"],
-                              reward_model=self.svc["reward_model"])
+                              reward_model=self.svc["reward_model"], think_opened=self.think_opened)
         for records, _ in sources:
             check_tasks(stage, router, records, where=f"stages[{index}] ({stage.name})")
         sampler = MixtureSampler(sources, seed=self.recipe.seed + index)
@@ -220,12 +224,17 @@ class Pipeline:
         return trainer.global_step, policy
 
     def _critic_from(self, policy: Any) -> Any:
-        """A value model initialised from the policy's backbone, with a fresh scalar head."""
+        """A value model initialised from the policy's backbone (LoRA-free), with a fresh head."""
         from transformers import AutoModelForTokenClassification
 
-        critic = AutoModelForTokenClassification.from_config(policy.config, num_labels=1)
-        critic.model.load_state_dict(policy.model.state_dict())
-        return critic.to(dtype=next(policy.parameters()).dtype, device=self.dist.device)
+        base = policy.get_base_model() if hasattr(policy, "get_base_model") else policy
+        config = copy.deepcopy(base.config)
+        config.num_labels = 1
+        critic = AutoModelForTokenClassification.from_config(config)
+        state = {k.replace(".base_layer", ""): v for k, v in base.model.state_dict().items()
+                 if "lora_" not in k}
+        critic.model.load_state_dict(state)
+        return critic.to(dtype=next(base.parameters()).dtype, device=self.dist.device)
 
     def _save_final(self, stage: Any, trained: Any, global_step: int) -> Path:
         out = self.run_dir / "checkpoints" / stage.name / "final"
@@ -249,7 +258,7 @@ class Pipeline:
         module = model.module if isinstance(model, Learner) else model
         return evaluate(module, self.tokenizer, self.eval_records, self.recipe.eval, max_new,
                         render=self.render, sandbox_client=self.svc["sandbox"],
-                        reward_model=self.svc["reward_model"])
+                        reward_model=self.svc["reward_model"], think_opened=self.think_opened)
 
     def _evaluate(self, model: Any, label: str, stage: Any) -> None:
         if not self.eval_records:

@@ -40,10 +40,10 @@ class RewardRouter:
             self.options["code"] = {"client": sandbox_client, "think_opened": think_opened}
             self.all_or_nothing = cfg.code.all_or_nothing
         if cfg.ifeval:
-            self.options["ifeval"] = {}
+            self.options["ifeval"] = {"think_opened": think_opened}
             self.ifeval_mode = cfg.ifeval.mode
         if cfg.format:
-            self.options["format"] = {}
+            self.options["format"] = {"think_opened": think_opened}
         if cfg.overlong:
             self.options["overlong"] = {"max_len": cfg.overlong.max_length or max_new_tokens,
                                         "buffer": min(cfg.overlong.buffer,
