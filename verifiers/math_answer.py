@@ -101,7 +101,10 @@ def as_number(answer: str) -> Fraction | None:
 
 
 def hedges(answer: str, gold: str) -> list[str]:
-    """Hedging markers in `answer` that the gold itself does not contain."""
+    """Hedging markers in `answer` that the gold itself does not contain. A gold that lists
+    values ("-2, 2") may be answered "\\pm 2" or "2 or -2": nothing is a hedge then."""
+    if several_values(gold):
+        return []
     return [name for name, rx in _HEDGES.items() if rx.search(answer) and not rx.search(gold)]
 
 

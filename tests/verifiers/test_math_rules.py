@@ -46,6 +46,8 @@ EQUIVALENT = [
     ("\\frac12", "$\\boxed{\\frac{1}{2}}$ and again $\\boxed{0.5}$", 1.0),  # restated, same value
     ("\\{1, 2\\}", "$\\boxed{2}$ and $\\boxed{1}$", 1.0),  # a listed gold, one box per value
     ("-5", "The answer is −5.", 1.0),
+    ("\\{-2, 2\\}", "$\\boxed{\\pm 2}$", 1.0),            # a listed gold may be answered with \\pm
+    ("-2, 2", "$\\boxed{2 \\text{ or } -2}$", 1.0),
 ]
 DIFFERENT = [
     ("\\frac{1}{2}", "$\\boxed{0.51}$", 0.0),
