@@ -27,6 +27,7 @@ _NON_SPACE = re.compile(r"\S")
 _PARAGRAPH_DIVIDER = re.compile(r"\s?\*\*\*\s?")
 _HIGHLIGHT = re.compile(r"\*[^\n*]*\*")
 _DOUBLE_HIGHLIGHT = re.compile(r"\*\*[^\n*]*\*\*")
+_WORD_HEAD = re.compile(r"[^.,?!'\"]*")
 _JSON_FENCES = ("```json", "```Json", "```JSON", "```")
 
 
@@ -87,7 +88,8 @@ def keywords_frequency(text: str, *, keyword: str, frequency: int, relation: str
 
 
 def keywords_forbidden_words(text: str, *, forbidden_words: list[str]) -> bool:
-    return not any(user_pattern(w, re.IGNORECASE, r"\b", r"\b").search(text) for w in forbidden_words)
+    return not any(user_pattern(word, re.IGNORECASE, r"\b", r"\b").search(text)
+                   for word in forbidden_words)
 
 
 def keywords_letter_frequency(text: str, *, letter: str, let_frequency: int,
@@ -135,7 +137,7 @@ def nth_paragraph_first_word(text: str, *, num_paragraphs: int, nth_paragraph: i
     if not paragraph:
         return False
     word = paragraph.split()[0].strip().lstrip("'").lstrip('"')
-    head = re.match(r"[^.,?!'\"]*", word).group(0).lower()
+    head = _WORD_HEAD.match(word).group(0).lower()
     return count == num_paragraphs and head == first_word
 
 
@@ -145,10 +147,12 @@ def number_placeholders(text: str, *, num_placeholders: int) -> bool:
     """`[...]` spans within one line (the official `\\[.*?\\]`)."""
     found = 0
     for line in text.split("\n"):
-        pos = 0
-        while (open_at := line.find("[", pos)) >= 0 and (close_at := line.find("]", open_at + 1)) >= 0:
+        close_at = -1
+        while (open_at := line.find("[", close_at + 1)) >= 0:
+            close_at = line.find("]", open_at + 1)
+            if close_at < 0:
+                break
             found += 1
-            pos = close_at + 1
     return found >= num_placeholders
 
 

@@ -65,6 +65,11 @@ perhaps phase plan practice purpose questions rather review same scope second se
 shall she should since some step summary team than that the their them then there these they
 third this those through tips to today too topic under until up upon us very was we week were
 what when where which while who why will with would year you
+add ask avoid begin best better big bring call check choose clear come consider create details
+early easy enjoy feel find follow free full get give go good great green help high include keep
+know large last learn like little long look love low make need old please quick read real
+remember see set short show simple small smart start stay strong sure take tell thank thanks
+think true try unique use want well whole work write young
 """.split())
 _COMMON_SUFFIX = re.compile(
     r"(?:tion|sion|ment|ness|ity|ance|ence|ing|ive|al|ous|ic|ics|ed|ly|ure|ship|ism|ist|able"
@@ -133,7 +138,7 @@ def _tokens(text: str) -> list[_Token]:
 
 
 def _first_pass(tok: _Token) -> None:
-    """Type-based: `.?!` alone end a sentence; a period ends one unless it closes an abbreviation."""
+    """By type: `.?!` alone end a sentence; a period does unless it closes an abbreviation."""
     text = tok.text
     if text in _SENT_END:
         tok.sentbreak = True

@@ -1,4 +1,4 @@
-"""IFEval-style records for demos and smoke runs: a writing task plus one to three simple instructions.
+"""IFEval-style records for demos and smoke runs: a writing task and one to three instructions.
 
 Each instruction comes with its phrasing and the official id and kwargs, so the records feed
 `verify` and `ifeval_reward` exactly as IFEval's own input data does. The instructions are

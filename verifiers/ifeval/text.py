@@ -1,11 +1,11 @@
 """Word counting as the official IFEval checks count, offline and in linear time.
 
 `count_words` is exactly `nltk.tokenize.RegexpTokenizer(r"\\w+")`. `count_capital_words` stands in
-for counting the all-capital tokens of `nltk.word_tokenize`, which needs the Punkt download: an
-all-capital count only changes where the Treebank tokenizer splits two cased pieces apart, so this
-splits where it does (brackets, quotes, `;@#$%&?!*`, dashes, ellipses, `:`/`,` before a non-digit,
-contractions such as DON'T -> DO N'T, a quote opening a word) and ignores the splits that cannot change the count (the
-sentence-final period).
+for counting the all-capital tokens of `nltk.word_tokenize`, which needs the Punkt download. The
+count only changes where the Treebank tokenizer splits two cased pieces apart, so this splits where
+it does (brackets, quotes, `;@#$%&?!*`, dashes, ellipses, `:`/`,` before a non-digit, contractions
+such as DON'T -> DO N'T, a quote opening a word) and skips the splits that cannot change the count
+(the sentence-final period, which is why no sentence splitting is needed).
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def _split_fused(match: re.Match[str]) -> str:
 
 
 def capital_word_tokens(text: str) -> list[str]:
-    """Tokens as `nltk.word_tokenize` cuts them, wherever that decides which ones are all-capital."""
+    """Tokens as `nltk.word_tokenize` cuts them, wherever that decides which are all-capital."""
     spaced = _OPENING_APOSTROPHE.sub("' ", _SPLIT.sub(" ", text))
     spaced = _CLITIC.sub(r"\1 \2", " " + " ".join(spaced.split()) + " ")
     return _FUSED.sub(_split_fused, spaced).split()
