@@ -29,6 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from qwqrl.errors import UserError
+from qwqrl.verifiers.base import Verdict
 from qwqrl.verifiers.registry import TASK_VERIFIERS, VERIFIERS, verify_batch
 
 INVALID = "(invalid)"
@@ -141,11 +142,11 @@ def score_block(lines: list[tuple[int, str]], options: dict[str, dict[str, Any]]
         try:
             extra = {"client": sandbox.client()} if name == "code" else {}
             verdicts = verify_batch(name, records, **options.get(name, {}), **extra)
+            if len(verdicts) != len(records):
+                raise RuntimeError(f"{len(verdicts)} verdicts for {len(records)} records")
         except Exception as e:  # noqa: BLE001 -- a verifier failure nulls its records, never the run
-            verdicts = None
-            for r in records:
-                r.update(score=None, detail={"verifier": name}, error=f"{type(e).__name__}: {e}")
-        for record, v in zip(records, verdicts or []):
+            verdicts = [Verdict(None, {"verifier": name}, f"{type(e).__name__}: {e}")] * len(records)
+        for record, v in zip(records, verdicts):
             record.pop("error", None)
             record.update(score=v.score, detail=v.detail)
             if v.error is not None:
