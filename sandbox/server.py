@@ -223,22 +223,22 @@ async def _safe(work: Awaitable[dict]) -> dict:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="slots (default: one per core)")
     parser.add_argument("--queue", type=int, default=256, help="admitted requests beyond the slots before 429")
     parser.add_argument("--require", default="rlimits", choices=iso_mod.LEVELS,
                         help="refuse to start below this isolation level")
     parser.add_argument("--strict", action="store_true", help="a fresh sandbox for every run (slower)")
-    parser.add_argument("--max-time-s", type=float, default=30.0)
-    parser.add_argument("--max-memory-mb", type=int, default=4096)
-    parser.add_argument("--max-body-mb", type=int, default=64)
+    parser.add_argument("--max-time-s", type=float, default=30.0, help="largest limits.time_s accepted")
+    parser.add_argument("--max-memory-mb", type=int, default=4096, help="largest limits.memory_mb accepted")
+    parser.add_argument("--max-body-mb", type=int, default=64, help="largest request body (413 above)")
     parser.add_argument("--no-bwrap", action="store_true", help="do not use bubblewrap (testing weaker levels)")
     parser.add_argument("--bwrap-as-root", action="store_true",
                         help="start bwrap as root and drop to the slot uid inside (chosen automatically "
                              "where unprivileged user namespaces are refused)")
-    parser.add_argument("--no-cgroups", action="store_true")
-    parser.add_argument("--no-seccomp", action="store_true")
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--no-cgroups", action="store_true", help="do not use per-slot cgroups")
+    parser.add_argument("--no-seccomp", action="store_true", help="do not load the seccomp filter")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
