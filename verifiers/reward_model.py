@@ -15,9 +15,11 @@ of a rule. This module wraps any `AutoModelForSequenceClassification` with one o
    padding is on the right, so a score does not depend on its batch mates.
 
 The RM runs in-process (`RewardModelScorer`, on the trainer's device or another one such as
-`cuda:1`) or behind `qwqrl rm serve` (`RemoteRewardModel`); both have the same interface.
-torch and transformers are imported only when a local RM is built, so this module imports without
-them.
+`cuda:1`) or behind `qwqrl rm serve` (`RemoteRewardModel`); both have the same interface:
+`score`, `verify_batch` (what the RewardRouter calls) and `make_rm_reward(scorer)` for TRL. The
+registry's `general` verifier (`verify_batch` below, used by `qwqrl score`) opens the RM named by
+its `reward_model` option or `$QWQRL_REWARD_MODEL`: a folder or a server URL. torch and
+transformers are imported only when a local RM is built, so this module imports without them.
 """
 from __future__ import annotations
 
@@ -72,19 +74,18 @@ def encode_pair(tokenizer: Any, prompt: Prompt, answer: str, max_length: int) ->
 
 def normalize_scores(raw: Sequence[float | None], method: str) -> list[float]:
     """Normalize one call's raw RM scores; None (unfinished) becomes the minimum (module doc)."""
+    _check_normalize(method)
     finished = [r for r in raw if r is not None]
     if method == "sigmoid":
         return [0.0 if r is None else _sigmoid(r) for r in raw]
     if method == "none":
         floor = min(finished, default=0.0)
         return [floor if r is None else r for r in raw]
-    if method == "zscore":
-        mean = sum(finished) / len(finished) if finished else 0.0
-        std = math.sqrt(sum((r - mean) ** 2 for r in finished) / len(finished)) if finished else 0.0
-        z = [None if r is None else ((r - mean) / std if std > 0 else 0.0) for r in raw]
-        floor = min((v for v in z if v is not None), default=0.0)
-        return [floor if v is None else v for v in z]
-    raise ValueError(f"unknown normalization {method!r}; expected one of {NORMALIZATIONS}")
+    mean = sum(finished) / len(finished) if finished else 0.0  # zscore
+    std = math.sqrt(sum((r - mean) ** 2 for r in finished) / len(finished)) if finished else 0.0
+    z = [None if r is None else ((r - mean) / std if std > 0 else 0.0) for r in raw]
+    floor = min((v for v in z if v is not None), default=0.0)
+    return [floor if v is None else v for v in z]
 
 
 def _sigmoid(x: float) -> float:
@@ -163,8 +164,8 @@ class RewardModelScorer(_Scoring):
     such a model already built (then `tokenizer` is required). `think_opened`: the policy's chat
     template opened `<think>` (QwQ's does), so a completion without `</think>` is unfinished.
     `max_length` is capped by the model's `max_position_embeddings`; `dtype` (e.g. "bfloat16")
-    applies when loading from a path. Thread-safe: calls that
-    overlap (the HTTP server, a concurrent reward router) take turns on the model.
+    applies when loading from a path. Thread-safe: overlapping calls (the HTTP server, a
+    concurrent reward router) take turns on the model.
     """
 
     def __init__(self, path_or_model: Any, tokenizer: Any = None, device: str = "cpu",

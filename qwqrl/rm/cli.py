@@ -32,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     base.add_argument("--tiny", metavar="PRESET", help="start from a random qwqrl.tiny model")
     train.add_argument("--epochs", type=float, default=1.0)
     train.add_argument("--steps", type=int, default=None, help="overrides --epochs")
-    train.add_argument("--lr", type=float, default=1e-4)
+    train.add_argument("--lr", type=float, default=1e-4,
+                       help="learning rate (1e-4; a --tiny model from scratch wants about 1e-3)")
     train.add_argument("--batch-size", type=int, default=16, help="pairs per step")
     train.add_argument("--max-length", type=int, default=1024, help="tokens per (prompt, answer)")
     train.add_argument("--seed", type=int, default=0)
@@ -48,8 +49,8 @@ def run_serve(args: argparse.Namespace) -> int:
         scorer = RewardModelScorer(args.model, device=args.device, batch_size=args.batch_size,
                                    max_length=args.max_length, normalize=args.normalize,
                                    dtype=args.dtype)
-    except OSError as e:
-        raise UserError(f"cannot load reward model {args.model}: {e}") from e
+    except (OSError, ValueError) as e:
+        raise UserError(f"rm serve: cannot use reward model {args.model}: {e}") from e
     print(f"serving {args.model} on http://{args.host}:{args.port}", flush=True)
     serve(scorer, args.model, args.host, args.port)
     return 0

@@ -88,6 +88,8 @@ def train_reward_model(pairs: list[dict[str, Any]] | str | os.PathLike[str], bas
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise UserError(f"{output} exists and is not empty (pass overwrite to replace it)")
     rows = load_pairs(pairs) if isinstance(pairs, (str, os.PathLike)) else pairs
+    if not rows:
+        raise UserError("no preference pairs to train on")
     for i, row in enumerate(rows):
         check_pair(row, f"pairs[{i}]")
     if isinstance(base, (str, os.PathLike)):
@@ -109,8 +111,8 @@ def train_reward_model(pairs: list[dict[str, Any]] | str | os.PathLike[str], bas
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
     try:
-        # transformers 5 renamed gradient to activation checkpointing (on by default in TRL):
-        # off, small RMs train faster without the recomputation.
+        # Checkpointing (TRL turns it on) is off: small RMs train faster without recomputation.
+        # transformers 5 renamed it from gradient to activation checkpointing.
         no_checkpointing = {("activation_checkpointing"
                              if "activation_checkpointing" in RewardConfig.__dataclass_fields__
                              else "gradient_checkpointing"): False}

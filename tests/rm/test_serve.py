@@ -95,3 +95,10 @@ def test_unreachable_server_is_never_a_low_score():
     verdicts = remote.verify_batch([{"prompt": "x", "completion": "y</think>z"}, {"prompt": 1}])
     assert [v.score for v in verdicts] == [None, None]
     assert verdicts[0].error.startswith("reward model:") and "completion" in verdicts[1].error
+
+
+def test_serve_cli_refuses_a_missing_model_folder(tmp_path, capsys):
+    from qwqrl.cli import main
+
+    assert main(["rm", "serve", "--model", str(tmp_path / "nope")]) == 2
+    assert "nope" in capsys.readouterr().err

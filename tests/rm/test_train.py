@@ -14,7 +14,7 @@ from qwqrl.rm.train import train_reward_model
 from qwqrl.tiny import build_reward_model
 from qwqrl.verifiers.reward_model import RewardModelScorer
 
-TRAIN_PAIRS, HELD_OUT_PAIRS = 1600, 400
+TRAIN_PAIRS, HELD_OUT_PAIRS = 1600, 250
 
 
 @pytest.fixture(scope="module")
