@@ -173,3 +173,16 @@ def test_root_then_drop_bubblewrap_mode_holds_the_same_walls() -> None:
                        "os.kill(-1, signal.SIGKILL)\nopen('/tmp/x', 'w').write('x')\nprint('alive')")["stdout"] == "alive\n"
         assert srv.run("import os\nprint(os.listdir('/tmp'))")["stdout"] == "[]\n"
         srv.assert_clean_and_healthy()
+
+
+def test_a_slot_killed_from_outside_is_replaced_without_an_se() -> None:
+    with LocalSandbox(workers=2) as sandbox:
+        srv = Server(sandbox)
+        launchers = psutil.Process(srv.pid).children()
+        assert len(launchers) == 2
+        launchers[0].kill()  # the slot's sandbox dies between jobs
+        launchers[0].wait(5)
+        results = [srv.run(f"print({i})") for i in range(6)]
+        assert [r["stdout"] for r in results] == [f"{i}\n" for i in range(6)]
+        assert srv.metric("qwqrl_sandbox_slot_restarts_total") >= 1
+        srv.assert_clean_and_healthy()
