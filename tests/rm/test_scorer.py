@@ -25,9 +25,11 @@ def scorer(rm_dir) -> RewardModelScorer:
     return RewardModelScorer(str(rm_dir), batch_size=3, normalize="none")
 
 
-def test_batched_scores_equal_one_by_one(scorer):
+@pytest.mark.parametrize("batch_size", [5, 12])  # padded batches: mixed lengths in each
+def test_batched_scores_equal_one_by_one(scorer, batch_size):
     prompts, comps = PROMPTS * 3, completions() * 3
-    batched = scorer.raw_scores(prompts, comps)
+    batched = RewardModelScorer(scorer.model, scorer.tokenizer, batch_size=batch_size,
+                                normalize="none").raw_scores(prompts, comps)
     single = [scorer.raw_scores([p], [c])[0] for p, c in zip(prompts, comps)]
     assert len(set(round(s, 4) for s in batched)) == len(ANSWERS)  # the inputs really differ
     assert batched == pytest.approx(single, abs=1e-5)
