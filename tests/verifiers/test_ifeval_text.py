@@ -41,6 +41,13 @@ from qwqrl.verifiers.ifeval.text import count_capital_words, count_words
     ("J. K. Rowling wrote it. It sold well.", 2),
     ("Option A. This works.", 2),
     ("I. Introduction\nII. Methods\nIII. Results", 4),
+    ("B. Community engagement\nC. Public safety", 2),
+    ("George W. Bush spoke. He left.", 2),
+    ("Solve for x. Given that y is 2, we get 4.", 2),
+    ("It lies in X. Conversely, it does not.", 1),  # a word the model never saw in lower case
+    ("The letter x. the end.", 1),
+    # single letters that are also model abbreviations never end a sentence
+    ("Vitamin C. It helps.", 1),
     # ellipses
     ("Wait... what happened?", 1),
     ("Wait... What happened?", 1),

@@ -7,8 +7,10 @@ boundaries at `.?!`, a first pass that marks abbreviations and ellipses, a secon
 collocation, orthographic and frequent-sentence-starter heuristics, and the realignment of closing
 quotes and brackets. The model's small tables (abbreviations, collocations, sentence starters) are
 reproduced below; its 20k-word orthographic-context table is not, so the orthographic heuristic
-uses two short word lists instead. That only matters after an abbreviation or an initial followed
-by a capitalised word ("Dr. Smith", "J. Smith", "vs. The"), which is rare in model responses.
+uses word lists and a suffix rule instead. That only matters after an abbreviation or an initial
+(a single letter) followed by a capitalised word ("Dr. Smith", "J. Smith", "A. Brief overview",
+"for x. Given"): on responses of six models to IFEval-style prompts the sentence counts agree with
+NLTK's on all but about 0.1-0.5% of texts, and the verdicts on more than 99.99% of instructions.
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ besides does either finally furthermore hence here indeed instead moreover never
 nonetheless nor overall similarly so still such therefore though thus unless unlike whether which
 without yes yet your
 """.split())
-_COMMON_WORDS = _STARTER_WORDS | _SENTENCE_STARTERS | frozenset("""
+_COMMON_WORDS = (_STARTER_WORDS | _SENTENCE_STARTERS | frozenset("""
 a about above after against all almost already also always am an and another any are as at
 background be because been before being below between both brief budget but by can career
 chapter closing conclusion could current daily day design did do during each even every example
@@ -70,10 +72,14 @@ early easy enjoy feel find follow free full get give go good great green help hi
 know large last learn like little long look love low make need old please quick read real
 remember see set short show simple small smart start stay strong sure take tell thank thanks
 think true try unique use want well whole work write young
-""".split())
+again cannot compact define draw establish factor false fine given grand leave length note notice
+observe pile print proof recall remove replace returns seems square substitute support suppose
+uniform two three four five six seven eight nine ten apply multiply possible clearly specifically
+notably unfortunately challenge challenges
+""".split())) - {"i"}  # the model only saw "I"
 _COMMON_SUFFIX = re.compile(
-    r"(?:tion|sion|ment|ness|ity|ance|ence|ing|ive|al|ous|ic|ics|ed|ly|ure|ship|ism|ist|able"
-    r"|ible|ies|sis|ful|less|ize|ise|ate|ory|ary)s?$"
+    r"(?:tion|sion|ment|ity|ance|ence|ing|ive|al|ous|ic|ics|ed|ure|ship|ist|able|ies|sis|ful|less"
+    r"|ize|ise|ate|ory|ary)s?$"
 )
 
 
