@@ -94,6 +94,9 @@ def test_count_words_is_the_official_w_plus_tokenizer(text, expected):
     ("GONNA GO", 3),
     ("'TIS TRUE", 2),        # an opening quote is split off the word, 'TIS stays whole
     ("MID-'90S", 2),
+    ("THE STUDENT''S SCORE", 4),  # '' is a closing quote
+    ("A'D' + B'E'", 3),           # a trailing quote goes first, then the clitic 'D
+    ("JAMES' CAR", 2),
     ("WELL-KNOWN FACT", 2),  # hyphenated words stay whole
     ("AND/OR", 1),
     ("HELLO,WORLD", 2),

@@ -14,8 +14,9 @@ import re
 _WORD = re.compile(r"\w+")
 _SPLIT = re.compile(
     "[\u00ab\u201c\u2018\u201e`\"\u00bb\u201d\u2019;@#$%&?!*\\[\\](){}<>\u2012-\u2015]"
-    r"|--|\.{2,}|[:,](?!\d)"
+    r"|--|''|\.{2,}|[:,](?!\d)"
 )
+_TRAILING_APOSTROPHE = re.compile(r"([^'])' ")
 _OPENING_APOSTROPHE = re.compile(r"(?i)(?<!\w)'(?!(?:re|ve|ll|m|t|s|d|n)\b)(?=\w)")
 # A clitic is split off at the end of a token; a sentence-final period is split off first.
 _CLITIC = re.compile(r"([^' ])('[sSmMdD]|'ll|'LL|'re|'RE|'ve|'VE|n't|N'T|')(?=\.? )")
@@ -37,7 +38,8 @@ def _split_fused(match: re.Match[str]) -> str:
 
 def capital_word_tokens(text: str) -> list[str]:
     """Tokens as `nltk.word_tokenize` cuts them, wherever that decides which are all-capital."""
-    spaced = _OPENING_APOSTROPHE.sub("' ", _SPLIT.sub(" ", text))
+    spaced = _TRAILING_APOSTROPHE.sub(r"\1 ' ", _SPLIT.sub(" ", text))
+    spaced = _OPENING_APOSTROPHE.sub("' ", spaced)
     spaced = _CLITIC.sub(r"\1 \2", " " + " ".join(spaced.split()) + " ")
     return _FUSED.sub(_split_fused, spaced).split()
 
