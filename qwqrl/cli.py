@@ -16,6 +16,7 @@ COMMANDS = [
     "qwqrl.sandbox.cli",
     "qwqrl.recipe_cmd",
     "qwqrl.train_cmd",
+    "qwqrl.demo",
     "qwqrl.rm.cli",
     "qwqrl.score",
 ]

@@ -179,7 +179,8 @@ class Pipeline:
         sampler = MixtureSampler(sources, seed=self.recipe.seed + index)
         n = stage.trainer.max_steps * stage.trainer.batch_size
         records = sampler.sample(n)  # the mixture, in order, as one epoch for the SFT trainer
-        evaluate_fn = partial(self._eval_metrics, stage=stage)
+        evaluate_fn = partial(self._eval_metrics, stage=stage,
+                              metric=stage.stop_at.metric if stage.stop_at else None)
         steps = run_sft(stage, model, self.tokenizer, records,
                         out_dir=self.run_dir / "checkpoints" / stage.name, seed=self.recipe.seed,
                         render=self.render, evaluate=evaluate_fn,
@@ -252,11 +253,16 @@ class Pipeline:
 
     # ----------------------------------------------------------------------------- evaluation
 
-    def _eval_metrics(self, model: Any, stage: Any) -> dict[str, float]:
+    def _eval_metrics(self, model: Any, stage: Any, metric: str | None = None) -> dict[str, float]:
+        """Evaluate on the held-out sets; with `metric` (e.g. `pass_rate/math`), only its task's."""
+        records = self.eval_records
+        if metric is not None:
+            task = metric.split("/")[-1]
+            records = [r for r in records if r["task"] == task] or records
         max_new = self.recipe.eval.max_new_tokens or (
             stage.generation.max_new_tokens if isinstance(stage, RLStage) else stage.max_length)
         module = model.module if isinstance(model, Learner) else model
-        return evaluate(module, self.tokenizer, self.eval_records, self.recipe.eval, max_new,
+        return evaluate(module, self.tokenizer, records, self.recipe.eval, max_new,
                         render=self.render, sandbox_client=self.svc["sandbox"],
                         reward_model=self.svc["reward_model"], think_opened=self.think_opened)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from qwqrl.config import SFTStage
+from qwqrl.errors import UserError
 
 
 def sft_dataset(records: list[dict[str, Any]], tokenizer: Any, render: Callable[[dict[str, Any]], str]):
@@ -21,7 +22,7 @@ def sft_dataset(records: list[dict[str, Any]], tokenizer: Any, render: Callable[
 
     missing = [r.get("id", i) for i, r in enumerate(records) if not r.get("completion")]
     if missing:
-        raise ValueError(f"sft records need a `completion` (the target response); missing in "
+        raise UserError(f"sft records need a `completion` (the target response); missing in "
                          f"{missing[:5]}{' ...' if len(missing) > 5 else ''}")
     rows = [{"prompt": render(r),
              "completion": r["completion"] + tokenizer.eos_token} for r in records]

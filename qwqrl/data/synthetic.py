@@ -247,9 +247,10 @@ def ifeval_reference(record: dict[str, Any]) -> str | None:
     return reference("follow the rules", text)
 
 
-def ifeval(n: int, seed: int) -> list[dict]:
+def ifeval(n: int, seed: int, references_only: bool = False) -> list[dict]:
     """Instruction-following prompts from the ifeval verifier's own generator, with a reference
-    completion where `ifeval_reference` writes one that the ifeval verifier scores 1."""
+    completion where `ifeval_reference` writes one that the ifeval verifier scores 1.
+    `references_only` keeps just the records that have one (for SFT)."""
     from qwqrl.verifiers.ifeval.synthetic import make_records
     from qwqrl.verifiers.registry import verify_batch
 
@@ -260,7 +261,7 @@ def ifeval(n: int, seed: int) -> list[dict]:
     for (i, draft), verdict in zip(drafts.items(), verdicts, strict=True):
         if verdict.score == 1.0:
             records[i]["completion"] = draft
-    return records
+    return [r for r in records if "completion" in r] if references_only else records
 
 
 # ------------------------------------------------------------------------------------- general
