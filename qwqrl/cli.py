@@ -17,6 +17,7 @@ COMMANDS = [
     "qwqrl.recipe_cmd",
     "qwqrl.train_cmd",
     "qwqrl.demo",
+    "qwqrl.eval_cmd",
     "qwqrl.rm.cli",
     "qwqrl.score",
 ]

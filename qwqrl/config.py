@@ -160,6 +160,12 @@ class RewardsConfig(Strict):
     format: FormatReward | None = Field(None, description="One closed think block, then an answer.")
     overlong: OverlongReward | None = Field(None, description="Soft penalty near max length.")
 
+    @model_validator(mode="after")
+    def _has_reward(self) -> RewardsConfig:
+        if not self.enabled():
+            raise ValueError("an rl stage needs at least one reward")
+        return self
+
     def enabled(self) -> dict[str, Reward]:
         return {k: v for k, v in self if v is not None}
 
@@ -281,12 +287,6 @@ class RLStage(StageBase):
     rewards: RewardsConfig
     algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
-
-    @model_validator(mode="after")
-    def _has_reward(self) -> RLStage:
-        if not self.rewards.enabled():
-            raise ValueError("an rl stage needs at least one reward under `rewards`")
-        return self
 
 
 Stage = Annotated[Union[SFTStage, RLStage], Field(discriminator="kind")]
