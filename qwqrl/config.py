@@ -279,6 +279,8 @@ class StageBase(Strict):
 class SFTStage(StageBase):
     kind: Literal["sft"]
     max_length: int = Field(1024, gt=0, description="Prompt + completion tokens; longer are cut.")
+    group_by_length: bool = Field(
+        True, description="Batch sequences of similar length: much less padding on mixed data.")
     stop_at: StopAt | None = Field(None, description="Early stop on a held-out metric.")
 
 

@@ -53,6 +53,7 @@ def run_sft(stage: SFTStage, model: Any, tokenizer: Any, records: list[dict[str,
         save_steps=stage.checkpoint.every or 500, save_total_limit=stage.checkpoint.keep,
         bf16=param.dtype == torch.bfloat16, use_cpu=not param.is_cuda, disable_tqdm=False,
         completion_only_loss=True, dataloader_num_workers=0,
+        train_sampling_strategy="group_by_length" if stage.group_by_length else "random",
     )
 
     class Hooks(TrainerCallback):

@@ -51,7 +51,8 @@ class LocalSandbox:
                 "--workers", str(self.workers), "--log-level", "warning", *self.extra_args]
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT if self.log_path else None)
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT if self.log_path else None,
+                                         preexec_fn=_die_with_parent)
         finally:
             if self.log_path:
                 log.close()
@@ -86,3 +87,13 @@ class LocalSandbox:
         for child in children:
             with contextlib.suppress(psutil.NoSuchProcess):
                 child.kill()
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM when the process that started it dies, even by SIGKILL,
+    so a killed trainer never leaves a sandbox behind."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
