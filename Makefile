@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(VENV)/bin/qwqrl demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

@@ -186,7 +186,9 @@ class DynamicSampling(Strict):
 
 
 class AlgorithmConfig(Strict):
-    name: Literal["grpo", "dr_grpo", "rloo", "ppo"] = Field("grpo")
+    name: Literal["grpo", "dr_grpo", "rloo", "ppo"] = Field(
+        "grpo", description="grpo (DeepSeekMath); dr_grpo: no std scaling, pair it with "
+                            "loss_agg seq-mean-token-sum-norm; rloo; ppo: a critic and GAE.")
     num_generations: int = Field(8, ge=1, description="Samples per prompt (the group size G).")
     scale_rewards: Literal["group", "batch", "none"] = Field(
         "group", description="GRPO advantage scaling; `none` is Dr.GRPO.")
@@ -211,6 +213,9 @@ class AlgorithmConfig(Strict):
     def _group_size(self) -> AlgorithmConfig:
         if self.name in ("grpo", "dr_grpo", "rloo") and self.num_generations < 2:
             raise ValueError(f"{self.name} compares samples within a group: num_generations >= 2")
+        if self.kl.beta > 0 and self.kl.mode == "reward" and self.name != "ppo":
+            raise ValueError("kl.mode `reward` (a per-token penalty) needs ppo's token-level "
+                             "advantages; use kl.mode `loss` with outcome methods")
         return self
 
 
@@ -280,7 +285,10 @@ class SFTStage(StageBase):
     kind: Literal["sft"]
     max_length: int = Field(1024, gt=0, description="Prompt + completion tokens; longer are cut.")
     group_by_length: bool = Field(
-        True, description="Batch sequences of similar length: much less padding on mixed data.")
+        False, description="Batch sequences of similar length (batches in random order): much "
+                           "less padding on mixed data, but length-homogeneous batches stopped a "
+                           "~1M-parameter model from learning arithmetic (0.5% vs 53% held out "
+                           "after 300 steps), so it is opt-in.")
     stop_at: StopAt | None = Field(None, description="Early stop on a held-out metric.")
 
 

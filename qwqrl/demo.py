@@ -10,6 +10,7 @@ Running it again continues (or just reprints) the same run; `--fresh` starts ove
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from pathlib import Path
 
@@ -53,6 +54,8 @@ def build_reward_model(out: Path, seed: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Everything the demo needs is built locally: never reach for a model hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     overrides = (FAST if args.fast else []) + list(args.overrides)
     if args.fast:
         overrides.append("name=demo-fast")

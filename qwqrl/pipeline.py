@@ -73,9 +73,10 @@ class Pipeline:
     @contextlib.contextmanager
     def services(self) -> Iterator[dict[str, Any]]:
         """A sandbox when any code is judged, and a reward model when any stage uses one."""
-        needs_code = any(isinstance(s, RLStage) and s.rewards.code for s in self.recipe.stages) \
+        stages = [s for i, s in enumerate(self.recipe.stages) if self.only is None or i in self.only]
+        needs_code = any(isinstance(s, RLStage) and s.rewards.code for s in stages) \
             or any(r["task"] == "code" for r in self.eval_records)
-        general = next((s.rewards.general for s in self.recipe.stages
+        general = next((s.rewards.general for s in stages
                         if isinstance(s, RLStage) and s.rewards.general), None)
         with contextlib.ExitStack() as stack:
             out: dict[str, Any] = {"sandbox": None, "reward_model": None}
@@ -107,9 +108,14 @@ class Pipeline:
         if cfg.url:
             return RemoteRewardModel(cfg.url, normalize=cfg.normalize)
         path = self._resolve(cfg.path)
-        return RewardModelScorer(path, device=cfg.device or str(self.dist.device),
-                                 batch_size=cfg.batch_size, normalize=cfg.normalize,
-                                 think_opened=self.think_opened)
+        try:
+            return RewardModelScorer(path, device=cfg.device or str(self.dist.device),
+                                     batch_size=cfg.batch_size, normalize=cfg.normalize,
+                                     think_opened=self.think_opened)
+        except OSError as e:
+            raise UserError(f"rewards.general.path: cannot load the reward model {cfg.path!r} "
+                            f"(tried {Path.cwd()}, {self.base}, {self.run_dir}, then as a hub "
+                            f"id): {e}") from None
 
     def _resolve(self, path: str) -> str:
         """Paths in a recipe are tried against the working directory, then the recipe's folder

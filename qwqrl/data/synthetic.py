@@ -247,14 +247,17 @@ def ifeval_reference(record: dict[str, Any]) -> str | None:
     return reference("follow the rules", text)
 
 
-def ifeval(n: int, seed: int, references_only: bool = False) -> list[dict]:
+def ifeval(n: int, seed: int, references_only: bool = False,
+           instructions: list[str] | None = None, max_instructions: int = 3) -> list[dict]:
     """Instruction-following prompts from the ifeval verifier's own generator, with a reference
     completion where `ifeval_reference` writes one that the ifeval verifier scores 1.
-    `references_only` keeps just the records that have one (for SFT)."""
+    `references_only` keeps just the records that have one (for SFT); `instructions` and
+    `max_instructions` narrow what is asked (see `make_records`)."""
     from qwqrl.verifiers.ifeval.synthetic import make_records
     from qwqrl.verifiers.registry import verify_batch
 
-    records = [{**record, "task": "ifeval"} for record in make_records(n, seed)]
+    records = [{**record, "task": "ifeval"}
+               for record in make_records(n, seed, instructions, max_instructions)]
     drafts = {i: ifeval_reference(record) for i, record in enumerate(records)}
     drafts = {i: draft for i, draft in drafts.items() if draft is not None}
     verdicts = verify_batch("ifeval", [{**records[i], "completion": d} for i, d in drafts.items()])

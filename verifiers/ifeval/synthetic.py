@@ -81,12 +81,21 @@ _INSTRUCTIONS: dict[str, Make] = {
 _EXCLUSIVE = {frozenset({"change_case:english_lowercase", "startend:end_checker"})}
 
 
-def make_records(n: int, seed: int = 0) -> list[dict[str, Any]]:
-    """`n` records with `prompt`, `instruction_id_list` and `kwargs` in the official format."""
+def make_records(n: int, seed: int = 0, instructions: list[str] | None = None,
+                 max_instructions: int = 3) -> list[dict[str, Any]]:
+    """`n` records with `prompt`, `instruction_id_list` and `kwargs` in the official format.
+
+    `instructions` restricts the ids drawn from (e.g. the ones a tiny demo model can learn);
+    each record has 1 to `max_instructions` of them.
+    """
+    pool = sorted(instructions or _INSTRUCTIONS)
+    unknown = sorted(set(pool) - set(_INSTRUCTIONS))
+    if unknown:
+        raise ValueError(f"no generator for instruction ids {unknown}; known: {sorted(_INSTRUCTIONS)}")
     rng = random.Random(seed)
     records = []
     while len(records) < n:
-        ids = rng.sample(sorted(_INSTRUCTIONS), rng.randint(1, 3))
+        ids = rng.sample(pool, rng.randint(1, min(max_instructions, len(pool))))
         if any(pair <= set(ids) for pair in _EXCLUSIVE):
             continue
         phrases, kwargs = zip(*(_INSTRUCTIONS[i](rng) for i in ids))
