@@ -10,18 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from qwqrl.config import EvalConfig, RewardsConfig
+from qwqrl.config import (CodeReward, EvalConfig, GeneralReward, IFEvalReward, MathReward,
+                          RewardsConfig)
 from qwqrl.generation import SamplingParams
 from qwqrl.generation.hf import HFGenerator
 from qwqrl.rewards import RewardRouter
 
 
 def eval_rewards(has_general: bool) -> RewardsConfig:
-    """One accuracy verifier per task, weight 1, no shaping: scores are pass/fail judgements."""
-    spec: dict[str, Any] = {"math": {}, "code": {}, "ifeval": {}}
-    if has_general:
-        spec["general"] = {"url": "in-process"}  # the scorer object is passed to the router
-    return RewardsConfig.model_validate(spec)
+    """One accuracy verifier per task, weight 1, no shaping: scores are pass/fail judgements.
+    The reward model itself is handed to the router, so `general` needs no path or url here."""
+    return RewardsConfig.model_construct(
+        math=MathReward(), code=CodeReward(), ifeval=IFEvalReward(),
+        general=GeneralReward.model_construct(weight=1.0) if has_general else None)
 
 
 def evaluate(model: Any, tokenizer: Any, records: list[dict[str, Any]], cfg: EvalConfig,

@@ -145,24 +145,28 @@ class Pipeline:
         return self.evals
 
     def _run_stages(self) -> None:
-        weights: str | None = None  # path of the weights the next stage starts from
+        # The weights the next stage starts from: None is the recipe's model; `missing` means
+        # the previous stage was skipped without finishing, so "previous" has nothing to give.
+        missing = object()
+        weights: Any = None
         global_step = 0
         previous_rl: Sources | None = None
         for i, stage in enumerate(self.recipe.stages):
             sources = [(load_source(src, self.base), src.weight) for src in stage.data.train]
             done = self.progress.stage_done(stage.name)
-            selected = self.only is None or i in self.only
-            if done or not selected:
+            if done or (self.only is not None and i not in self.only):
+                weights = done or missing
                 if done:
-                    weights = done
                     global_step = self.progress.data["completed"][stage.name]["global_step"]
-                elif stage.init_from != "previous" or weights is None:
-                    weights = weights if stage.init_from == "previous" else stage.init_from
                 if isinstance(stage, RLStage):
                     previous_rl = sources
                 continue
             if stage.init_from != "previous":
                 weights = self._resolve(stage.init_from)
+            elif weights is missing:
+                raise UserError(f"stages[{i}] ({stage.name}) starts from the previous stage's "
+                                f"final weights, which {self.run_dir} does not have: run that "
+                                f"stage first or set stages.{i}.init_from to a checkpoint")
             model = load_policy(self.recipe.model, self.tokenizer, self.dist.device, path=weights,
                                 seed=self.recipe.seed)
             if not self.evals:

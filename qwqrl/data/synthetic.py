@@ -153,9 +153,14 @@ LINE_OPS = {"print it reversed": ("input()[::-1]", lambda s: s[::-1], "reverse t
             "print its length": ("len(input())", len, "length of the line")}
 
 
-def code_tasks() -> dict[str, list[CodeTask]]:
-    """The code generator's tasks by family (constants 2..9 for the one-integer tasks); a
-    record picks a family uniformly, then a task in it, so no family dominates."""
+def code_tasks(split: Split | None = None) -> dict[str, list[CodeTask]]:
+    """The code generator's tasks by family (constants 2..99 for the one-integer tasks); a
+    record picks a family uniformly, then a task in it, so no family dominates.
+
+    `split`: "test" keeps only one-integer tasks whose constant is held out (a multiple of 7),
+    so a held-out pass rate measures writing a program for an unseen request, not recalling
+    one; "train" leaves those constants out; None keeps every task.
+    """
     two_ints = [CodeTask(f"Read two integers and print their {name}.", f"{short} of two ints",
                          f"{READ_TWO}print({expr})", _two_ints,
                          lambda s, fn=fn: str(fn(*map(int, s.split()))))
@@ -163,20 +168,23 @@ def code_tasks() -> dict[str, list[CodeTask]]:
     one_int = [CodeTask(f"Read an integer and print it {word} {k}.", f"n {word} {k}",
                         f"print(int(input()){sym}{k})", _one_int,
                         lambda s, fn=fn, k=k: str(fn(int(s), k)))
-               for word, (sym, fn) in CONSTANT_OPS.items() for k in range(2, 10)]
+               for word, (sym, fn) in CONSTANT_OPS.items() for k in range(2, 100)
+               if split is None or (k % 7 == 0) == (split == "test")]
     line = [CodeTask(f"Read a line and {what}.", reasoning, f"print({expr})", _word,
                      lambda s, fn=fn: str(fn(s.rstrip("\n"))))
             for what, (expr, fn, reasoning) in LINE_OPS.items()]
+    if split == "test":
+        return {"one integer": one_int}
     return {"two integers": two_ints, "one integer": one_int, "one line": line}
 
 
-def code(n: int, seed: int, cases: int = 4) -> list[dict]:
+def code(n: int, seed: int, cases: int = 4, split: Split | None = None) -> list[dict]:
     """Tiny stdio programs; `tests` holds `cases` input/output pairs (outputs end in a newline,
-    as `print` writes them)."""
+    as `print` writes them). `split` as in `code_tasks`."""
     if not 1 <= cases <= 10:
         raise UserError(f"cases must be between 1 and 10, got {cases}")
     rng = random.Random(seed)
-    families = list(code_tasks().values())
+    families = list(code_tasks(split).values())
     records = []
     for _ in range(n):
         task = rng.choice(rng.choice(families))

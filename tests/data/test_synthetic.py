@@ -97,9 +97,12 @@ def test_every_code_task_reference_passes_its_own_tests():
     seen = {}
     for record in records:
         seen.setdefault(record["prompt"], record)
-    all_prompts = {t.prompt for tasks in code_tasks().values() for t in tasks}
-    assert set(seen) == all_prompts
-    for record in seen.values():
+    families = code_tasks()
+    all_prompts = {t.prompt for tasks in families.values() for t in tasks}
+    assert set(seen) <= all_prompts
+    for tasks in families.values():  # every family is drawn; its fixed tasks all appear
+        assert {t.prompt for t in tasks} & set(seen)
+    for record in [seen[p] for p in sorted(seen)][:40]:
         program = re.fullmatch(r"```python\n(.*)\n```", answer_part(record["completion"]), re.S).group(1)
         for case in record["tests"]["cases"]:
             assert run(program, case["input"]) == case["output"], record["prompt"]
@@ -187,9 +190,16 @@ def test_ifeval_keeps_only_references_the_verifier_accepts(monkeypatch):
             (["combination:repeat_prompt", "startend:quotation"], [{"prompt_to_repeat": "Hi."}, {}]),
             (["detectable_format:json_format"], [{}])]
     fake = types.ModuleType("qwqrl.verifiers.ifeval.synthetic")
-    fake.make_records = lambda n, seed: [
+    fake.make_records = lambda n, seed, *_: [
         {"prompt": "Hi.", "instruction_id_list": ids, "kwargs": kw} for ids, kw in sets]
     monkeypatch.setitem(sys.modules, fake.__name__, fake)
     records = load_source(DataSource(synthetic="ifeval", options={"n": 3}), Path("."))
     assert [r["task"] for r in records] == ["ifeval"] * 3
     assert ["completion" in r for r in records] == [True, False, False]
+
+
+def test_code_test_split_holds_out_the_constants_training_never_sees() -> None:
+    train = {r["prompt"] for r in code(3000, 0, split="train")}
+    test = {r["prompt"] for r in code(300, 1, split="test")}
+    assert test and not train & test
+    assert all(int(p.rstrip(".").split()[-1]) % 7 == 0 for p in test)
