@@ -121,7 +121,14 @@ class RLTrainer:
         t0 = time.perf_counter()
         batch, gen_stats = self.collect(timing)
         t1 = time.perf_counter()
-        metrics = self.update(batch)
+        try:
+            metrics = self.update(batch)
+        except torch.OutOfMemoryError as e:
+            raise RuntimeError(
+                f"stage {self.stage.name} step {self.step + 1}: out of memory in the update. "
+                "Lower trainer.micro_batch_size or set trainer.micro_batch_tokens, turn on "
+                "model.gradient_checkpointing, use trainer.zero_stage 3 (with offload), or "
+                "lower generation.max_new_tokens.") from e
         timing["timing/update_s"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         self.generator.sync_weights(self.policy.module)
