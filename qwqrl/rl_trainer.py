@@ -162,6 +162,7 @@ class RLTrainer:
         rounds = self.algo.dynamic_sampling.max_rounds if self.algo.dynamic_sampling.enabled else 1
         kept: list[Batch] = []
         seen: list[Batch] = []
+        errors: dict[str, int] = {}
         timing["timing/generate_s"] = timing["timing/reward_s"] = 0.0
         for _ in range(rounds):
             world = self.dist.world_size
@@ -175,6 +176,8 @@ class RLTrainer:
                         "completion_length": len(r.completion_ids)} for r in rollouts]
             scored = self.router.score(records)
             timing["timing/reward_s"] += time.perf_counter() - t
+            for name, count in scored.errors.items():
+                errors[name] = errors.get(name, 0) + count
             batch = Batch(rollouts, records, alg.rewards_tensor(scored.rewards), scored.per_verifier)
             seen.append(batch)
             keep = self.useful_groups(batch.rewards)
@@ -187,6 +190,8 @@ class RLTrainer:
         everything = Batch.concat(seen)
         stats = self.rollout_metrics(everything, filtered_frac=1 - len(full.rollouts) / len(everything.rollouts))
         stats["generation_rounds"] = float(len(seen))
+        # samples a verifier could not judge (masked, not scored 0), per verifier
+        stats.update({f"rewards/{name}/errors": float(n) for name, n in errors.items()})
         return full, stats
 
     def useful_groups(self, rewards: torch.Tensor) -> list[int]:
