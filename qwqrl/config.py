@@ -308,9 +308,25 @@ Stage = Annotated[Union[SFTStage, RLStage], Field(discriminator="kind")]
 class EvalConfig(Strict):
     sets: list[DataSource] = Field(
         default_factory=list, description="Held-out sets, evaluated before and after every stage.")
-    samples: int = Field(1, ge=1, description="Samples per prompt (avg@k).")
-    temperature: float = Field(0.0, ge=0.0, description="0: greedy.")
-    max_new_tokens: int | None = Field(None, gt=0, description="Default: the stage's.")
+    suites: list[str] = Field(
+        default_factory=list,
+        description="Benchmark suites (qwqrl.eval_suites: aime24, livecodebench, ifeval, tiny-math, "
+                    "...) with their own data, sampling and metrics, evaluated with the sets.")
+    samples: int = Field(1, ge=1, description="Samples per prompt of the sets (avg@k).")
+    temperature: float = Field(0.0, ge=0.0, description="Sets: 0 is greedy.")
+    max_new_tokens: int | None = Field(
+        None, gt=0, description="Sets: default the stage's. Also caps the suites' (32,768).")
+
+    @model_validator(mode="after")
+    def _known_suites(self) -> EvalConfig:
+        from qwqrl.errors import UserError
+        from qwqrl.eval_suites import get_suites
+
+        try:
+            get_suites(self.suites, where="eval.suites")
+        except UserError as e:  # names the did-you-mean; pydantic reports ValueErrors
+            raise ValueError(str(e)) from None
+        return self
 
 
 class WandbConfig(Strict):
