@@ -57,9 +57,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", choices=("vllm", "hf"), default=None,
                    help="default: vllm when it is installed, else hf")
-    p.add_argument("--tp", type=int, default=1, help="vLLM tensor-parallel size")
+    p.add_argument("--recipe", default=None, metavar="FILE",
+                   help="take the engine settings the run trained with (its last RL stage's "
+                        "vLLM tp / max model length / memory share, the model's rope scaling)")
+    p.add_argument("--tp", type=int, default=None, help="vLLM tensor-parallel size (1)")
     p.add_argument("--max-model-len", type=int, default=None, help="vLLM context length")
-    p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    p.add_argument("--gpu-memory-utilization", type=float, default=None, help="vLLM (0.9)")
     p.add_argument("--yarn", type=float, default=None, metavar="FACTOR",
                    help="YaRN rope scaling factor over 32,768 positions (QwQ: 4 for 131,072)")
     p.add_argument("--batch-size", type=int, default=64, help="HF backend: sequences per generate")
@@ -180,6 +183,28 @@ def _judging(stack: contextlib.ExitStack, suites: list[Any], args: argparse.Name
     return out
 
 
+def engine_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """vLLM engine settings: the command line's, else the recipe's (as training ran), else
+    defaults. `rope_scaling` is None or the dict `ModelConfig.rope_scaling` dumps."""
+    from qwqrl.config import RLStage, RopeScaling
+
+    tp, max_len, memory, rope = None, None, None, None
+    if args.recipe:
+        from qwqrl.recipe import load_recipe
+
+        recipe = load_recipe(args.recipe, check_files=False)
+        rl = [s for s in recipe.stages if isinstance(s, RLStage)]
+        if rl:
+            vllm = rl[-1].generation.vllm
+            tp, max_len, memory = vllm.tensor_parallel_size, vllm.max_model_len, vllm.gpu_memory_utilization
+        rope = recipe.model.rope_scaling
+    if args.yarn:
+        rope = RopeScaling(factor=args.yarn)
+    return {"tensor_parallel_size": args.tp or tp or 1, "max_model_len": args.max_model_len or max_len,
+            "gpu_memory_utilization": args.gpu_memory_utilization or memory or 0.9,
+            "rope_scaling": rope.model_dump() if rope else None}
+
+
 def _generator(args: argparse.Namespace) -> tuple[Any, Any, bool, Any, dict[str, Any]]:
     """(generator, render, think_opened, dist, settings) for the checkpoint."""
     from functools import partial
@@ -191,24 +216,29 @@ def _generator(args: argparse.Namespace) -> tuple[Any, Any, bool, Any, dict[str,
     from qwqrl.generation import make_generator
     from qwqrl.models import load_policy, load_tokenizer
 
-    backend = args.backend or ("vllm" if importlib.util.find_spec("vllm") else "hf")
-    rope = RopeScaling(factor=args.yarn) if args.yarn else None
+    has_vllm = importlib.util.find_spec("vllm") is not None
+    backend = args.backend or ("vllm" if has_vllm else "hf")
+    if backend == "vllm" and not has_vllm:
+        raise UserError("eval --backend vllm: vLLM is not installed (pip install 'qwqrl[vllm]' "
+                        "on a CUDA machine); or use --backend hf")
+    engine = engine_settings(args)
+    rope = engine["rope_scaling"]
     dist = init_distributed()
-    model_cfg = ModelConfig(path=args.checkpoint, rope_scaling=rope)
+    model_cfg = ModelConfig(path=args.checkpoint, rope_scaling=RopeScaling(**rope) if rope else None)
     tok = load_tokenizer(TokenizerConfig(chat_template="model"), model_cfg)
     if backend == "vllm":
-        opts: dict[str, Any] = {"tensor_parallel_size": args.tp, "max_model_len": args.max_model_len,
-                                "gpu_memory_utilization": args.gpu_memory_utilization,
-                                "enable_sleep_mode": False, "seed": args.seed}
-        if rope is not None:
-            opts["hf_overrides"] = {"rope_scaling": rope.model_dump()}
-        generator = make_generator("vllm", args.checkpoint, tok, **opts)
+        opts: dict[str, Any] = {k: v for k, v in engine.items() if k != "rope_scaling"}
+        if rope is not None:  # vLLM reads the checkpoint's config; this replaces its rope entry
+            opts["hf_overrides"] = {"rope_scaling": rope}
+        try:
+            generator = make_generator("vllm", args.checkpoint, tok, enable_sleep_mode=False,
+                                       seed=args.seed, **opts)
+        except ImportError as e:
+            raise UserError(f"eval --backend vllm: {e}; or use --backend hf") from None
     else:
         model = load_policy(model_cfg, tok, dist.device).eval()
         generator = make_generator("hf", model, tok, batch_size=args.batch_size)
     render = partial(render_prompt, tok, instructions=not args.no_instructions)
-    settings = {"checkpoint": os.path.abspath(args.checkpoint), "backend": backend,
-                "tensor_parallel_size": args.tp, "max_model_len": args.max_model_len,
-                "rope_scaling": rope.model_dump() if rope else None,
+    settings = {"checkpoint": os.path.abspath(args.checkpoint), "backend": backend, **engine,
                 "data_parallel": dist.world_size, "instructions": not args.no_instructions}
     return generator, render, opens_think(tok), dist, settings
