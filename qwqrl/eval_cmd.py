@@ -126,6 +126,9 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError("eval: give a CHECKPOINT or --responses, not both")
     if args.checkpoint is not None and not Path(args.checkpoint).is_dir():
         raise UserError(f"eval: {args.checkpoint} is not a model folder")
+    if args.backend == "vllm" and args.responses is None and importlib.util.find_spec("vllm") is None:
+        raise UserError("eval --backend vllm: vLLM is not installed (pip install 'qwqrl[vllm]' "
+                        "on a CUDA machine); or use --backend hf")
     if args.suite is None and not args.data:
         raise UserError("eval: name suites with --suite, or give records with --data")
     for flag in ("samples", "limit", "max_new_tokens", "top_k", "tp"):
@@ -216,11 +219,7 @@ def _generator(args: argparse.Namespace) -> tuple[Any, Any, bool, Any, dict[str,
     from qwqrl.generation import make_generator
     from qwqrl.models import load_policy, load_tokenizer
 
-    has_vllm = importlib.util.find_spec("vllm") is not None
-    backend = args.backend or ("vllm" if has_vllm else "hf")
-    if backend == "vllm" and not has_vllm:
-        raise UserError("eval --backend vllm: vLLM is not installed (pip install 'qwqrl[vllm]' "
-                        "on a CUDA machine); or use --backend hf")
+    backend = args.backend or ("vllm" if importlib.util.find_spec("vllm") else "hf")
     engine = engine_settings(args)
     rope = engine["rope_scaling"]
     dist = init_distributed()
