@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     from qwqrl.evaluation import generate_completions, judge, suite_result, suite_sampling
 
     _check_args(args)
+    if args.output:
+        Path(args.output).mkdir(parents=True, exist_ok=True)
     suites = _load_suites(args)
     results = []
     with contextlib.ExitStack() as stack:
@@ -105,8 +107,6 @@ def run(args: argparse.Namespace) -> int:
             if not dist.is_main:
                 return 0
     settings.update(think_opened=think_opened, seed=args.seed, rm=args.rm)
-    if args.output:
-        Path(args.output).mkdir(parents=True, exist_ok=True)
     ifeval = [r for r in results if r.data.suite.task == "ifeval"]
     for res in ifeval:
         print(official_ifeval(res, args.output, "" if len(ifeval) == 1 else f"{res.name}."))
@@ -129,6 +129,9 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.backend == "vllm" and args.responses is None and importlib.util.find_spec("vllm") is None:
         raise UserError("eval --backend vllm: vLLM is not installed (pip install 'qwqrl[vllm]' "
                         "on a CUDA machine); or use --backend hf")
+    if args.output and Path(args.output).suffix == ".json":
+        raise UserError(f"eval: -o names a folder (eval.json and samples.jsonl go in it), "
+                        f"not a file: {args.output}")
     if args.suite is None and not args.data:
         raise UserError("eval: name suites with --suite, or give records with --data")
     for flag in ("samples", "limit", "max_new_tokens", "top_k", "tp"):
