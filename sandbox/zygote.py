@@ -149,6 +149,11 @@ def child(job, fds):
     os.setsid()
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
+    try:  # when the slot's cgroup runs out, the OOM killer takes the program, never the zygote
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
     os.chdir(job["cwd"])
     for target, fd in enumerate(fds[:3]):
         os.dup2(fd, target)
