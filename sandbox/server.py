@@ -108,11 +108,11 @@ class Service:
         rank = iso_mod.level_rank(report["level"])
         weak = rank < iso_mod.level_rank(iso_mod.STRONG)
         refusal: UserError | None = None
-        if rank < iso_mod.level_rank(cfg.require):
+        if weak and not (cfg.allow_weak or iso_mod.weak_allowed()):
+            refusal = IsolationTooWeak(iso_mod.weak_refusal(report["level"]))
+        elif rank < iso_mod.level_rank(cfg.require):
             refusal = RequiredLevelNotMet(f"isolation level {report['level']!r} is below the required "
                                           f"{cfg.require!r}; layers: {report['layers']}")
-        elif weak and not (cfg.allow_weak or iso_mod.weak_allowed()):
-            refusal = IsolationTooWeak(iso_mod.weak_refusal(report["level"]))
         if refusal:
             isolation.close()
             raise refusal

@@ -22,4 +22,5 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     if (call.excinfo is not None and call.excinfo.errisinstance(IsolationTooWeak)
             and os.environ.get("QWQRL_TEST_REQUIRE_ISOLATION") != "1"):
         report.outcome = "skipped"
-        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {call.excinfo.value}")
+        reason = str(call.excinfo.value).split(";")[0]  # what is missing; the rest says how to fix it
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {reason}")
