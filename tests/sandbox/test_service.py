@@ -86,6 +86,14 @@ def test_info_and_metrics_report_isolation_and_counts(server: Server) -> None:
     info = server.http.get("/v1/info").json()
     assert info["isolation"]["level"] in ("rlimits", "uid", "namespaces", "full")
     assert "python" in info["languages"] and info["workers"] == 2
+    cgroup = info["isolation"]["cgroup"]
+    if info["isolation"]["layers"]["cgroups"]:  # the version the host mounts, and what is used
+        unified = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+        assert cgroup["version"] == (2 if unified else 1) and cgroup["controllers"] == ["memory", "pids"]
+        if not unified:  # v1 caps swap where the host accounts it (memsw files exist)
+            assert cgroup["swap_limited"] == os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+    else:
+        assert cgroup is None
     server.run("print(1)")
     text = server.http.get("/metrics").text
     assert "# TYPE qwqrl_sandbox_runs_total counter" in text
