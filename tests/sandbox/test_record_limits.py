@@ -103,3 +103,9 @@ def test_forked_children_share_one_memory_cap(server: Server) -> None:
     slot_cap = (memory_mb + ZYGOTE_HEADROOM_MB) << 20
     assert before - lowest[0] < slot_cap + (512 << 20), f"host lost {(before - lowest[0]) >> 20} MiB"
     server.assert_clean_and_healthy()
+
+
+def test_the_program_not_the_zygote_is_the_oom_killers_choice(server: Server) -> None:
+    result = server.run("import os\nprint(open('/proc/self/oom_score_adj').read().strip(), "
+                        "open(f'/proc/{os.getppid()}/oom_score_adj').read().strip())")
+    assert result["stdout"] == "1000 0\n", result
