@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 TASKS = ("math", "code", "ifeval", "general")
 
@@ -108,15 +108,20 @@ class DataSource(Strict):
             raise ValueError(f"set exactly one of `path`, `hub`, `synthetic` (found {given or 'none'})")
         return self
 
-    @model_validator(mode="after")
-    def _mapping(self) -> DataSource:
+    @field_validator("converter")
+    @classmethod
+    def _known_converter(cls, name: str | None) -> str | None:
         from qwqrl.data.converters import CONVERTERS
 
-        if self.converter is not None and self.converter not in CONVERTERS:
-            hint = difflib.get_close_matches(self.converter, CONVERTERS, n=1)
-            raise ValueError(f"converter: unknown {self.converter!r}; "
+        if name is not None and name not in CONVERTERS:
+            hint = difflib.get_close_matches(name, CONVERTERS, n=1)
+            raise ValueError(f"unknown converter {name!r}; "
                              + (f"did you mean {hint[0]!r}?" if hint
                                 else f"expected one of {', '.join(sorted(CONVERTERS))}"))
+        return name
+
+    @model_validator(mode="after")
+    def _mapping(self) -> DataSource:
         targets = list(self.rename.values())
         twice = sorted({t for t in targets if targets.count(t) > 1})
         if twice:
@@ -125,6 +130,9 @@ class DataSource(Strict):
             raise ValueError("rename: column and field names must not be empty")
         if "task" in self.fixed:
             raise ValueError("fixed: set the task with the source's `task`, not in `fixed`")
+        both = sorted(set(targets) & set(self.fixed))
+        if both:
+            raise ValueError(f"rename and fixed both set {both}; keep one")
         return self
 
 

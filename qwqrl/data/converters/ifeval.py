@@ -3,8 +3,8 @@
 google/IFEval and argilla/ifeval-like-data (config `filtered`) both have `key`, `prompt`,
 `instruction_id_list` and `kwargs`. On the hub, IFEval's kwargs are Arrow structs, so every
 entry carries every instruction's argument names, the unused ones null; ifeval-like-data's
-`kwargs` is a JSON string of the list. The verifier's instructions reject arguments they do not
-take, so nulls are dropped, as IFEval's own evaluation does.
+`kwargs` is a JSON string of the list. Records keep only the arguments given, as IFEval's own
+evaluation reads them, so a record shows what each instruction checks.
 """
 from __future__ import annotations
 
