@@ -107,7 +107,7 @@ def test_livecodebench_decodes_private_cases_and_keeps_the_contest_date():
     assert out[1]["contest_date"] == "2024-08-10"
     # public case, then the private one from the base64 + zlib + pickle blob
     assert out[1]["tests"] == {"type": "call", "fn_name": "countTarget", "cases": [
-        {"args": [[1, 2, 1], 1], "expected": 2}, {"args": [[3, 3], 3], "expected": 1}]}
+        {"args": [[1, 2, 1], 1], "expected": 2}, {"args": [[3, 3], 3], "expected": 2}]}
 
 
 def test_livecodebench_private_cases_never_unpickle_objects():
