@@ -79,6 +79,10 @@ def test_codeforces_official_tests_and_limits_and_what_it_cannot_judge():
     assert out[1:3] == ["custom output checker (several answers accepted)", "interactive problem"]
     # verifiable-prompts: open-r1's own prompt and the language it asks for
     assert out[3]["prompt"] == rows[3]["prompt"] and out[3]["language"] == "cpp"
+    for change, reason in (({"input_mode": "file"}, "reads its input from a file"),
+                           ({"description": None}, "no problem statement")):
+        with pytest.raises(SkipRow, match=reason):
+            CONVERTERS["codeforces"].fn({**rows[0], **change})
 
 
 def test_deepcoder_reads_each_test_layout():

@@ -42,6 +42,8 @@ def codeforces(row: Row) -> Row:
     tests = row.get("official_tests") or []
     if not tests:
         raise SkipRow("no official tests")
+    if not row.get("prompt") and not (row.get("description") or "").strip():
+        raise SkipRow("no problem statement")
     record: Row = {
         "id": row["id"], "task": "code",
         "prompt": row.get("prompt") or _codeforces_statement(row),
