@@ -236,13 +236,13 @@ def _types(schema: Mapping[str, Any]) -> list[str]:
     return [_TYPE_ALIASES.get(t, t) for t in (types if isinstance(types, list) else [types])]
 
 
-def _type_error(value: Any, schema: Mapping[str, Any]) -> str | None:
+def type_error(value: Any, schema: Mapping[str, Any]) -> str | None:
     types = _types(schema)
     if not any(_TYPE_CHECKS[t](value) for t in types):
         return f"expected type {' or '.join(types)}, got {json.dumps(value)}"
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         for item in value:
-            error = _type_error(item, schema["items"])
+            error = type_error(item, schema["items"])
             if error is not None:
                 return f"item {error}"
     return None
@@ -285,7 +285,7 @@ def call_error(call: Call, expected: Expected, function: Mapping[str, Any]) -> s
     for param, value in args.items():
         if param not in properties or param not in accepted:
             return f"{name}: unexpected parameter {param!r}"
-        error = _type_error(value, properties[param])
+        error = type_error(value, properties[param])
         if error is not None:
             return f"{name}: parameter {param!r}: {error}"
         if not _value_matches(value, accepted[param], properties[param]):
