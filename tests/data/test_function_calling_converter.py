@@ -5,14 +5,21 @@ import json
 
 import pytest
 
-from qwqrl.data.converters import CONVERTERS, FIXTURE_FILES
+from qwqrl.data.converters import CONVERTERS, SkipRow
 from qwqrl.data.converters.function_calling import json_schema, xlam_function_calling
 from qwqrl.data.records import validate_record
 from qwqrl.verifiers.tool_call import verify_batch
 
-ROWS = [json.loads(line) for line in
-        FIXTURE_FILES["xlam_function_calling"].read_text(encoding="utf-8").splitlines()]
+ROWS = CONVERTERS["xlam_function_calling"].fixture_rows()
 BY_ID = {row["id"]: row for row in ROWS}
+
+
+def convert(row: dict) -> dict | str:
+    """The record, or the reason the row is skipped."""
+    try:
+        return xlam_function_calling(row)
+    except SkipRow as e:
+        return str(e)
 
 
 def as_completion(calls: list[dict]) -> str:
@@ -25,19 +32,19 @@ def judge(record: dict, calls: list[dict]) -> float | None:
 
 
 def test_registered_with_a_fixture_in_the_real_schema():
-    assert CONVERTERS["xlam_function_calling"] is xlam_function_calling
+    assert CONVERTERS["xlam_function_calling"].fn is xlam_function_calling
     for row in ROWS:  # the dataset's columns: id, query, and JSON strings for answers/tools
         assert set(row) == {"id", "query", "answers", "tools"}
         assert isinstance(row["answers"], str) and isinstance(row["tools"], str)
 
 
 def test_every_converted_record_is_valid_and_its_reference_calls_score_one():
-    records = {row["id"]: xlam_function_calling(row) for row in ROWS}
-    converted = [r for r in records.values() if r is not None]
-    assert len(converted) == len(ROWS) - 1  # row 5 gives a float as a string: skipped
+    records = {row["id"]: convert(row) for row in ROWS}
+    # row 5 gives a float as a string: skipped
+    assert records[5] == "its own calls do not pass the tool_call verifier"
     for row in ROWS:
         record = records[row["id"]]
-        if record is None:
+        if row["id"] == 5:
             continue
         assert validate_record(record) == [], record["id"]
         assert record["task"] == "tool_call" and record["prompt"] == row["query"]
@@ -101,10 +108,13 @@ def test_parallel_calls_in_any_order_and_irrelevance_rows():
 
 def test_rows_the_verifier_could_not_pass_are_skipped():
     row = BY_ID[6]
-    assert xlam_function_calling(row) is not None
+    assert isinstance(convert(row), dict)
     unknown_tool = dict(row, answers=json.dumps([{"name": "nope", "arguments": {}}]))
     unknown_param = dict(row, answers=json.dumps(
         [{"name": "search_wikihow", "arguments": {"q": "x", "lang": "en"}}]))
-    assert xlam_function_calling(unknown_tool) is None
-    assert xlam_function_calling(unknown_param) is None
-    assert xlam_function_calling(BY_ID[5]) is None  # "189.5" for a float parameter
+    assert convert(unknown_tool) == "calls a tool the row does not list"
+    assert convert(unknown_param) == "its own calls do not pass the tool_call verifier"
+    bad_type = dict(row, tools=json.dumps([{"name": "search_wikihow", "parameters": {
+        "q": {"type": "str"}, "n": {"type": "int"}}}]),
+        answers=json.dumps([{"name": "search_wikihow", "arguments": {"q": "x", "n": "5"}}]))
+    assert convert(bad_type) == "its own calls do not pass the tool_call verifier"

@@ -1,30 +1,45 @@
-"""MERGE STAND-IN (branch `tools`): a minimal copy of the converter registry interface that the
-data-loading work (issue 11) ships in this file, so `function_calling` can register against it.
-At the merge keep that branch's version of this file and drop this one; the names used here are
-its interface: `CONVERTERS`, `register(name, fixture=...)`, fixtures as package data under
-`fixtures/<name>.jsonl`. A converter maps one dataset row to one record of the record contract,
-or None for a row it cannot convert.
+"""MERGE STAND-IN (branch `tools`): the subset of the converter registry that branch `data`
+(issue 11) ships in this file, so `function_calling` registers against the same interface:
+`CONVERTERS` (name -> Converter with `fn`, `fixture`, `fixture_rows()`), `register(name,
+fixture=...)`, `SkipRow`, fixtures under `fixtures/`. At the merge keep `data`'s file and add
+`function_calling` to its import line at the bottom.
 """
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
+import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-Converter = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 FIXTURES = Path(__file__).parent / "fixtures"
 
+Row = dict[str, Any]
+
+
+class SkipRow(Exception):
+    """This row cannot become a record our verifiers judge fairly; the message is the reason."""
+
+
+@dataclass(frozen=True)
+class Converter:
+    name: str
+    fn: Callable[[Row], Row]
+    fixture: str  # file name under fixtures/: rows in the dataset's own schema
+
+    def fixture_rows(self) -> list[Row]:
+        path = FIXTURES / self.fixture
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+
+
 CONVERTERS: dict[str, Converter] = {}
-FIXTURE_FILES: dict[str, Path] = {}
 
 
-def register(name: str, fixture: str) -> Callable[[Converter], Converter]:
-    def add(fn: Converter) -> Converter:
-        CONVERTERS[name] = fn
-        FIXTURE_FILES[name] = FIXTURES / fixture
+def register(name: str, fixture: str) -> Callable[[Callable[[Row], Row]], Callable[[Row], Row]]:
+    def add(fn: Callable[[Row], Row]) -> Callable[[Row], Row]:
+        CONVERTERS[name] = Converter(name, fn, fixture)
         return fn
     return add
 
 
-importlib.import_module("qwqrl.data.converters.function_calling")
+from qwqrl.data.converters import function_calling  # noqa: E402,F401

@@ -14,9 +14,9 @@ unless its type says "optional" or it has a default of its type, which a call ma
 - a parameter the call leaves out accepts its default or nothing; one without a default is not
   listed, so giving it fails as BFCL fails an unexpected parameter.
 Every record is then checked against its own reference: the dataset's calls, judged by the
-tool_call verifier, must score 1. A row that fails (a value of the wrong type, a required
-parameter with no value, a call to an unlisted tool) is returned as None and skipped, so no
-record teaches the model that the dataset's own answer is wrong.
+tool_call verifier, must score 1. A row that fails (a value of the wrong type, an argument the
+tool does not declare, a call to an unlisted tool) raises SkipRow, so no record teaches the model
+that the dataset's own answer is wrong.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import json
 import re
 from typing import Any
 
-from qwqrl.data.converters import register
+from qwqrl.data.converters import SkipRow, register
 from qwqrl.verifiers.tool_call import ContractError, call_error, load, type_error
 
 _SCALARS = {"str": "string", "int": "integer", "float": "number", "bool": "boolean",
@@ -114,8 +114,9 @@ def _expected(call: dict[str, Any], function: dict[str, Any],
 
 
 @register("xlam_function_calling", fixture="xlam_function_calling.jsonl")
-def xlam_function_calling(row: dict[str, Any]) -> dict[str, Any] | None:
-    """One xLAM row -> one tool_call record, or None when the row's own calls would not pass."""
+def xlam_function_calling(row: dict[str, Any]) -> dict[str, Any]:
+    """Salesforce/xlam-function-calling-60k (and xlam-irrelevance-7.5k): query + tools + calls
+    -> a tool_call record with the calls in BFCL's possible-answer form."""
     raw_tools = json.loads(row["tools"]) if isinstance(row["tools"], str) else row["tools"]
     calls = json.loads(row["answers"]) if isinstance(row["answers"], str) else row["answers"]
     tools, defaults = [], {}
@@ -125,16 +126,16 @@ def xlam_function_calling(row: dict[str, Any]) -> dict[str, Any] | None:
         defaults[raw["name"]] = tool_defaults
     functions = {t["function"]["name"]: t["function"] for t in tools}
     if any(c.get("name") not in functions for c in calls):
-        return None
+        raise SkipRow("calls a tool the row does not list")
     record = {"id": f"xlam-{row['id']}", "task": "tool_call", "prompt": row["query"],
               "tools": tools,
               "answer": [_expected(c, functions[c["name"]], defaults[c["name"]]) for c in calls]}
     try:
         _, expected = load(record)
-    except ContractError:
-        return None
+    except ContractError as e:
+        raise SkipRow("tools or calls break the record contract") from e
     for call, want in zip(calls, expected):
         if call_error({"name": call["name"], "arguments": call.get("arguments") or {}}, want,
                       functions[call["name"]]) is not None:
-            return None
+            raise SkipRow("its own calls do not pass the tool_call verifier")
     return record
