@@ -105,8 +105,13 @@ def tool_schemas(record: Mapping[str, Any]) -> list[dict[str, Any]]:
                 or not isinstance(params.get("required", []), list):
             raise ContractError(f'field "tools[{i}].parameters" must be a JSON schema object with '
                                 f'"properties" (an object) and "required" (a list)')
-        for name, schema in params.get("properties", {}).items():
+        properties = params.get("properties", {})
+        for name, schema in properties.items():
             _check_schema(schema, f"tools[{i}].parameters.properties.{name}")
+        undeclared = [p for p in params.get("required", []) if p not in properties]
+        if undeclared:  # a call would have to give it, and giving it would be unexpected
+            raise ContractError(f'field "tools[{i}].parameters.required" names {undeclared} '
+                                f'that "properties" does not declare')
         out.append({"type": "function", "function": function})
     return out
 

@@ -54,7 +54,8 @@ def test_every_converted_record_is_valid_and_its_reference_calls_score_one():
 def test_tools_become_openai_schemas_with_json_types_required_and_descriptions():
     record = xlam_function_calling(BY_ID[3])
     (tool,) = record["tools"]
-    assert tool["type"] == "function" and tool["function"]["name"] == "probability_of_consecutive_rolls"
+    assert tool["type"] == "function"
+    assert tool["function"]["name"] == "probability_of_consecutive_rolls"
     params = tool["function"]["parameters"]
     assert params["properties"]["num_sides"] == {
         "type": "integer", "description": "The number of sides on the die. Defaults to 6."}

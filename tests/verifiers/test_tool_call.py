@@ -263,6 +263,8 @@ def test_parse_calls_keeps_order_and_rejects_bad_blocks():
     ({"tools": [{"name": 3}], "answer": []}, 'field "tools[0]"'),
     ({"tools": [fn("f", {"a": {"type": "str"}}, [])], "answer": []},
      'field "tools[0].parameters.properties.a.type" must be one of'),
+    ({"tools": [fn("f", {}, ["a"])], "answer": []},
+     'field "tools[0].parameters.required" names [\'a\'] that "properties" does not declare'),
     ({"tools": TOOLS}, 'field "answer" is required'),
     ({"tools": TOOLS, "answer": {"get_weather": {}}}, 'field "answer" must be a list'),
     ({"tools": TOOLS, "answer": [{"get_weather": {"city": "Paris"}}]},
