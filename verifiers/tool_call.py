@@ -121,7 +121,7 @@ def _check_schema(schema: Any, where: str) -> None:
         raise ContractError(f'field "{where}" must be a JSON schema object')
     types = schema.get("type", "any")
     for t in types if isinstance(types, list) else [types]:
-        if _TYPE_ALIASES.get(t, t) not in _TYPE_CHECKS:
+        if not isinstance(t, str) or _TYPE_ALIASES.get(t, t) not in _TYPE_CHECKS:
             raise ContractError(f'field "{where}.type" must be one of '
                                 f'{", ".join(sorted(_TYPE_CHECKS))} (found {t!r})')
     if "items" in schema:
