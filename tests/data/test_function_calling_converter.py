@@ -105,6 +105,9 @@ def test_parallel_calls_in_any_order_and_irrelevance_rows():
     irrelevant = xlam_function_calling(BY_ID[7])
     assert irrelevant["answer"] == []
     assert judge(irrelevant, []) == 1.0 and judge(irrelevant, calls[:1]) == 0.0
+    # the irrelevance set's rows may carry lists instead of JSON strings, and no id
+    decoded = {"query": BY_ID[7]["query"], "tools": json.loads(BY_ID[7]["tools"]), "answers": []}
+    assert convert(decoded) == {k: v for k, v in irrelevant.items() if k != "id"}
 
 
 def test_rows_the_verifier_could_not_pass_are_skipped():

@@ -3,8 +3,9 @@
 A row holds `id`, `query` (the user's request) and two JSON strings: `tools`, a list of
 `{"name", "description", "parameters": {param: {"type", "description", "default"}}}` whose types
 are Python-style strings ("str", "int, optional", "List[Dict[str, Any]]"), and `answers`, the
-calls that fulfil the query, `[{"name", "arguments": {...}}]`. The same layout holds
-xlam-irrelevance-7.5k, whose `answers` is "[]" (no call may be made).
+calls that fulfil the query, `[{"name", "arguments": {...}}]`. MadeAgents/xlam-irrelevance-7.5k
+holds xLAM rows with the called tool removed from `tools` and no call expected (`answers` empty);
+`answers` and `tools` may be JSON strings or lists, and `id` may be absent.
 
 The record gets `tools` as OpenAI function schemas (JSON-schema types; a parameter is required
 unless its type says "optional" or it has a default of its type, which a call may rely on) and
@@ -127,9 +128,10 @@ def xlam_function_calling(row: dict[str, Any]) -> dict[str, Any]:
     functions = {t["function"]["name"]: t["function"] for t in tools}
     if any(c.get("name") not in functions for c in calls):
         raise SkipRow("calls a tool the row does not list")
-    record = {"id": f"xlam-{row['id']}", "task": "tool_call", "prompt": row["query"],
-              "tools": tools,
+    record = {"task": "tool_call", "prompt": row["query"], "tools": tools,
               "answer": [_expected(c, functions[c["name"]], defaults[c["name"]]) for c in calls]}
+    if row.get("id") is not None:
+        record["id"] = f"xlam-{row['id']}"
     try:
         _, expected = load(record)
     except ContractError as e:
