@@ -316,3 +316,10 @@ def test_the_reward_router_scores_tool_call_records_with_the_recipe_weight():
     scored = router.score(rows + [dict(rows[0], answer=[{"nope": {}}])])
     assert scored.rewards == [0.5, 0.0, 0.0, None]
     assert scored.per_verifier["tool_call"] == [1.0, 0.0, 0.0, None]
+
+
+def test_held_out_evaluation_judges_tool_call_records():
+    from qwqrl.evaluation import eval_rewards
+    from qwqrl.rewards import RewardRouter
+
+    assert "tool_call" in RewardRouter(eval_rewards(False), max_new_tokens=64).tasks()
