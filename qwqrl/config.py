@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-TASKS = ("math", "code", "ifeval", "general")
+TASKS = ("math", "code", "ifeval", "general", "tool_call")
 
 
 class Strict(BaseModel):
@@ -86,7 +86,7 @@ class DataSource(Strict):
         None, description="A built-in generator (qwqrl.data.synthetic), for demos and tests.")
     options: dict[str, Any] = Field(
         default_factory=dict, description="load_dataset kwargs, or the generator's (n, seed).")
-    task: Literal["math", "code", "ifeval", "general"] | None = Field(
+    task: Literal[TASKS] | None = Field(
         None, description="Sets each record's `task` (otherwise the records carry it).")
     weight: float = Field(1.0, gt=0.0, description="Share of the mixture, relative to siblings.")
     limit: int | None = Field(None, gt=0, description="Use at most this many records.")
@@ -195,6 +195,7 @@ class RewardsConfig(Strict):
     code: CodeReward | None = Field(None, description="Code executed against the record's tests.")
     ifeval: IFEvalReward | None = Field(None, description="Rule-based instruction following.")
     general: GeneralReward | None = Field(None, description="A general reward model.")
+    tool_call: Reward | None = Field(None, description="Function calls, BFCL's AST checker rules.")
     format: FormatReward | None = Field(None, description="One closed think block, then an answer.")
     overlong: OverlongReward | None = Field(None, description="Soft penalty near max length.")
 

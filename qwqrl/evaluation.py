@@ -7,8 +7,8 @@
 2. Judge: each sample goes to its task's verifier (`verify_batch`; the reward model for
    general prompts). A sample no verifier could judge (sandbox SE, a bad record) is left out of
    the metrics and counted as `unjudged`, never scored 0.
-3. Measure: a suite's metrics come from its task (`qwqrl.eval_metrics`): math avg@k and pass@k,
-   code pass@1 averaged over k, IFEval's four accuracies, the mean RM score; each with the
+3. Measure: a suite's metrics come from its task (`qwqrl.eval_metrics`): math (and tool calls)
+   avg@k and pass@k, code pass@1 averaged over k, IFEval's four accuracies, the mean RM score; each with the
    standard error over problems where one is defined.
 
 `evaluate` is what the training pipeline calls between stages: the recipe's held-out `sets`
@@ -124,7 +124,7 @@ def judge(task: str, records: Sequence[dict[str, Any]], completions: Sequence[Co
 
 def correct(task: str, verdict: Verdict) -> bool | None:
     """The pass/fail verdict of a sample: math right, every test passed, every instruction
-    followed (strict); None where it could not be judged or the task has no pass/fail."""
+    followed (strict), the calls BFCL would accept; None where it could not be judged or the task has no pass/fail."""
     if verdict.score is None or task == "general":
         return None
     if task == "code":
@@ -154,7 +154,7 @@ def suite_result(data: SuiteData, completions: list[Completion], verdicts: list[
 
 def _rows(task: str, groups: list[list[tuple[Completion, Verdict]]],
           records: list[dict[str, Any]]) -> list[Row]:
-    if task in ("math", "code"):
+    if task in ("math", "code", "tool_call"):
         judged = [[bool(correct(task, v)) for _, v in g] for g in groups]
         values = sample_metrics(judged)
         n = max(len(g) for g in groups)

@@ -178,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
     options = {"math": {"timeout_s": args.math_timeout, "think_opened": args.think_opened},
                "code": {"think_opened": args.think_opened},
                "ifeval": {"think_opened": args.think_opened},
-               "general": {"think_opened": args.think_opened}}
+               "general": {"think_opened": args.think_opened},
+               "tool_call": {"think_opened": args.think_opened}}
     total = _count_lines(src)
     console = Console(stderr=True)
     summary = Summary()

@@ -71,7 +71,7 @@ def test_recipe_check_dry_runs_the_converters_of_the_real_recipe_without_the_hub
     assert main(["recipe", "check", path]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == (
         "converters dry-run on their fixture rows: aime, codeforces, deepcoder, ifeval, "
-        "mixture_of_thoughts, openr1_math, ultrafeedback")
+        "mixture_of_thoughts, openr1_math, ultrafeedback, xlam_function_calling")
     # the dry-run is real: a task that contradicts the converter fails the check
     assert main(["recipe", "check", path, "--set", "stages.2.data.train.1.task=math"]) == 2
     err = capsys.readouterr().err

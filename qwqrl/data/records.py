@@ -23,6 +23,7 @@ from qwqrl.config import TASKS, DataSource
 from qwqrl.data.converters import CONVERTERS, Converter, SkipRow
 from qwqrl.errors import UserError
 from qwqrl.recipe import resolve_data_path
+from qwqrl.verifiers.tool_call import contract_problems
 
 ROLES = ("system", "user", "assistant")
 MAX_REPORTED = 10  # errors listed per source; the rest are counted
@@ -365,6 +366,7 @@ def _check_ifeval(record: dict[str, Any]) -> list[Problem]:
 
 TASK_CHECKS: dict[str, Callable[[dict[str, Any]], list[Problem]]] = {
     "math": _check_math, "code": _check_code, "ifeval": _check_ifeval, "general": lambda r: [],
+    "tool_call": contract_problems,
 }
 
 
