@@ -19,6 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=1, help="samples per prompt (avg@k)")
     p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
     p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--backend", choices=["hf", "vllm"], default="hf",
+                   help="sampling engine: HF generate, or vLLM loading the checkpoint itself")
     p.add_argument("--rm", default=None, help="a reward model folder, to score general records")
     p.add_argument("--no-instructions", action="store_true",
                    help="do not append the task's answer-format instruction to prompts")
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from qwqrl.data.records import load_source
     from qwqrl.distributed import init_distributed
     from qwqrl.evaluation import evaluate
-    from qwqrl.models import load_policy, load_tokenizer
+    from qwqrl.models import load_policy, load_tokenizer, torch_dtype
 
     if not Path(args.checkpoint).is_dir():
         raise UserError(f"{args.checkpoint}: not a model folder")
@@ -43,7 +45,14 @@ def run(args: argparse.Namespace) -> int:
     dist = init_distributed()
     model_cfg = ModelConfig(path=args.checkpoint)
     tok = load_tokenizer(TokenizerConfig(chat_template="model"), model_cfg)
-    model = load_policy(model_cfg, tok, dist.device)
+    generator = model = None
+    if args.backend == "vllm":  # in the dtype HF would load it in; nothing shares the GPU
+        from qwqrl.generation import make_generator
+        dtype = str(torch_dtype(model_cfg.dtype, dist.device)).removeprefix("torch.")
+        generator = make_generator("vllm", args.checkpoint, tok, dtype=dtype,
+                                   gpu_memory_utilization=0.9, enable_sleep_mode=False)
+    else:
+        model = load_policy(model_cfg, tok, dist.device)
     think = opens_think(tok)
     render = partial(render_prompt, tok, instructions=not args.no_instructions)
     cfg = EvalConfig(samples=args.samples, temperature=args.temperature)
@@ -61,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
             from qwqrl.verifiers.reward_model import RewardModelScorer
             rm = RewardModelScorer(args.rm, device=str(dist.device), think_opened=think)
         metrics = evaluate(model, tok, records, cfg, args.max_new_tokens, render=render,
-                           sandbox_client=client, reward_model=rm, think_opened=think)
+                           sandbox_client=client, reward_model=rm, think_opened=think,
+                           generator=generator)
     for key, value in metrics.items():
         print(f"{key:24s} {value:.4f}")
     if args.output:

@@ -4,6 +4,8 @@ Pass rate per task is the share of samples judged fully correct (math right, eve
 passed, every instruction followed); `rm_score/general` is the mean normalised RM score;
 `mean_length` the mean completion length in tokens. Greedy by default; `samples > 1` with a
 temperature gives avg@k. Samples that no verifier could judge are left out and counted.
+Sampling is HF `generate` on the model, or the `generator` given (a vLLM engine that already
+holds the model's weights: the run's, when a stage rolls out with vLLM).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any
 
 from qwqrl.config import (CodeReward, EvalConfig, GeneralReward, IFEvalReward, MathReward,
                           RewardsConfig)
-from qwqrl.generation import SamplingParams
+from qwqrl.generation import Generator, SamplingParams
 from qwqrl.generation.hf import HFGenerator
 from qwqrl.rewards import RewardRouter
 
@@ -28,10 +30,11 @@ def eval_rewards(has_general: bool) -> RewardsConfig:
 def evaluate(model: Any, tokenizer: Any, records: list[dict[str, Any]], cfg: EvalConfig,
              max_new_tokens: int, render: Callable[[dict[str, Any]], str],
              sandbox_client: Any = None, reward_model: Any = None, think_opened: bool = True,
-             batch_size: int = 64, seed: int = 0) -> dict[str, float]:
+             batch_size: int = 64, seed: int = 0, generator: Generator | None = None
+             ) -> dict[str, float]:
     if not records:
         return {}
-    generator = HFGenerator(model, tokenizer, batch_size=batch_size)
+    generator = generator or HFGenerator(model, tokenizer, batch_size=batch_size)
     sampling = (SamplingParams.make_greedy(max_new_tokens) if cfg.temperature == 0 else
                 SamplingParams(max_new_tokens=max_new_tokens, temperature=cfg.temperature, seed=seed))
     prompts = [render(r) for r in records]

@@ -135,6 +135,8 @@ class VLLMGenerator:
             llm_kwargs = {"load_format": "dummy", **llm_kwargs}
             if dtype == "auto":
                 dtype = str(next(unwrap_model(model).parameters()).dtype).removeprefix("torch.")
+        if os.environ.get("TORCHDYNAMO_DISABLE") == "1":  # vLLM's compiled forward needs dynamo
+            llm_kwargs = {"enforce_eager": True, **llm_kwargs}
         self.llm = vllm.LLM(
             model=path, tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization, enable_sleep_mode=enable_sleep_mode,
