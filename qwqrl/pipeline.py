@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import json
 import os
 from collections.abc import Iterator
@@ -211,6 +212,7 @@ class Pipeline:
             self._vllm.sync_weights(model)
             return self._vllm
         self._vllm = None  # released before the next one is built
+        gc.collect()
         self._vllm = make_generator("vllm", model, self.tokenizer, seed=self.recipe.seed, **opts)
         self._vllm_opts = opts
         return self._vllm
