@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from qwqrl.config import (CodeReward, EvalConfig, GeneralReward, IFEvalReward, MathReward,
-                          RewardsConfig)
+                          Reward, RewardsConfig)
 from qwqrl.generation import Generator, SamplingParams
 from qwqrl.generation.hf import HFGenerator
 from qwqrl.rewards import RewardRouter
@@ -23,7 +23,7 @@ def eval_rewards(has_general: bool) -> RewardsConfig:
     """One accuracy verifier per task, weight 1, no shaping: scores are pass/fail judgements.
     The reward model itself is handed to the router, so `general` needs no path or url here."""
     return RewardsConfig.model_construct(
-        math=MathReward(), code=CodeReward(), ifeval=IFEvalReward(),
+        math=MathReward(), code=CodeReward(), ifeval=IFEvalReward(), tool_call=Reward(),
         general=GeneralReward.model_construct(weight=1.0) if has_general else None)
 
 
