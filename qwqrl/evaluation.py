@@ -25,7 +25,7 @@ from typing import Any
 from qwqrl.config import EvalConfig
 from qwqrl.eval_metrics import ifeval_accuracies, mean_stderr, sample_metrics
 from qwqrl.eval_suites import SuiteData
-from qwqrl.generation import SamplingParams, make_generator
+from qwqrl.generation import Generator, SamplingParams, make_generator
 from qwqrl.verifiers.base import Verdict
 from qwqrl.verifiers.registry import TASK_VERIFIERS, verify_batch
 
@@ -210,11 +210,14 @@ def run_suite(data: SuiteData, generator: Any, render: Render, *, think_opened: 
 def evaluate(model: Any, tokenizer: Any, records: list[dict[str, Any]], cfg: EvalConfig,
              max_new_tokens: int, render: Render, sandbox_client: Any = None,
              reward_model: Any = None, think_opened: bool = True, batch_size: int = 64,
-             seed: int = 0, suites: Sequence[SuiteData] = ()) -> dict[str, float]:
-    """Held-out metrics of `model` inside training (HF generation on the learner's module)."""
+             seed: int = 0, suites: Sequence[SuiteData] = (),
+             generator: Generator | None = None) -> dict[str, float]:
+    """Held-out metrics of `model` inside training: HF generation on the learner's module, or
+    the `generator` given (a vLLM engine that already holds the model's weights: the run's, when
+    a stage rolls out with vLLM)."""
     if not records and not suites:
         return {}
-    generator = make_generator("hf", model, tokenizer, batch_size=batch_size)
+    generator = generator or make_generator("hf", model, tokenizer, batch_size=batch_size)
     out: dict[str, float] = {}
     if records:
         out.update(_held_out(generator, records, cfg, max_new_tokens, render, seed=seed,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import json
 import os
 from collections.abc import Iterator
@@ -69,6 +70,8 @@ class Pipeline:
         self.evals_path = self.run_dir / "evals.json"
         self.evals: list[dict[str, Any]] = (json.loads(self.evals_path.read_text())
                                             if resume and self.evals_path.exists() else [])
+        self._vllm: Any = None  # the run's colocated vLLM engine, built on first use
+        self._vllm_opts: dict[str, Any] = {}
 
     # ------------------------------------------------------------------------------ services
 
@@ -201,6 +204,22 @@ class Pipeline:
                         resume=self.resume, step_offset=global_step)
         return global_step + steps
 
+    def _vllm_generator(self, stage: RLStage, model: Any) -> Any:
+        """The run's vLLM engine, holding `model`'s weights. One engine serves every stage and
+        evaluation (a second one would need memory of its own); a stage that asks for other
+        engine settings replaces it."""
+        from qwqrl.generation import make_generator
+
+        opts = stage.generation.vllm.model_dump()
+        if self._vllm is not None and opts == self._vllm_opts:
+            self._vllm.sync_weights(model)
+            return self._vllm
+        self._vllm = None  # released before the next one is built
+        gc.collect()
+        self._vllm = make_generator("vllm", model, self.tokenizer, seed=self.recipe.seed, **opts)
+        self._vllm_opts = opts
+        return self._vllm
+
     def _rl(self, index: int, stage: RLStage, model: Any, sources: Sources,
             global_step: int) -> tuple[int, Any]:
         from qwqrl.generation import make_generator
@@ -213,11 +232,7 @@ class Pipeline:
                              total_steps=stage.trainer.max_steps, lr=stage.algorithm.critic_lr)
         gen = stage.generation
         if gen.backend == "vllm":
-            generator = make_generator("vllm", policy.module, self.tokenizer,
-                                       tensor_parallel_size=gen.vllm.tensor_parallel_size,
-                                       gpu_memory_utilization=gen.vllm.gpu_memory_utilization,
-                                       enable_sleep_mode=gen.vllm.enable_sleep_mode,
-                                       max_model_len=gen.vllm.max_model_len, seed=self.recipe.seed)
+            generator = self._vllm_generator(stage, policy.module)
         else:
             generator = make_generator("hf", policy.module, self.tokenizer, batch_size=gen.batch_size)
         router = RewardRouter(stage.rewards, gen.max_new_tokens, sandbox_client=self.svc["sandbox"],
@@ -276,10 +291,16 @@ class Pipeline:
         max_new = self.recipe.eval.max_new_tokens or (
             stage.generation.max_new_tokens if isinstance(stage, RLStage) else stage.max_length)
         module = model.module if isinstance(model, Learner) else model
-        return evaluate(module, self.tokenizer, records, self.recipe.eval, max_new,
-                        render=self.render, sandbox_client=self.svc["sandbox"],
-                        reward_model=self.svc["reward_model"], think_opened=self.think_opened,
-                        suites=suites)
+        vllm = isinstance(stage, RLStage) and stage.generation.backend == "vllm"
+        generator = self._vllm_generator(stage, module) if vllm else None
+        try:
+            return evaluate(module, self.tokenizer, records, self.recipe.eval, max_new,
+                            render=self.render, sandbox_client=self.svc["sandbox"],
+                            reward_model=self.svc["reward_model"], think_opened=self.think_opened,
+                            suites=suites, generator=generator)
+        finally:
+            if generator is not None:
+                generator.sleep()  # the learner's next update or build gets the memory back
 
     def _evaluate(self, model: Any, label: str, stage: Any) -> None:
         if not self.eval_records and not self.eval_suites:
