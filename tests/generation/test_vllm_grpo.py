@@ -29,6 +29,18 @@ def test_grpo_on_vllm_learns_like_hf_and_evaluates(tmp_path: Path, capsys) -> No
     require_vllm()
     gains = {}
     for backend in ("hf", "vllm"):
+        r = rewards(run(tmp_path, backend))
+        assert len(r) == 12
+        gains[backend] = sum(r[-3:]) / 3 - sum(r[:3]) / 3
+        assert gains[backend] > 0.15, (backend, r)
+    evals = json.loads((tmp_path / "vllm" / "evals.json").read_text())
+    assert [e["stage"] for e in evals] == ["initial", "rl"]
+    assert evals[1]["metrics"]["pass_rate/ifeval"] > evals[0]["metrics"]["pass_rate/ifeval"]
+
+    checkpoint = tmp_path / "vllm" / "checkpoints" / "rl" / "final"
+    data = str(tmp_path / "words.jsonl")
+    scores = {}
+    for backend in ("hf", "vllm"):
         out = tmp_path / f"eval-{backend}"
         assert main(["eval", str(checkpoint), "--data", data, "--backend", backend,
                      "--temperature", "0", "--samples", "1", "--max-new-tokens", "8",
