@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 from pathlib import Path
 
 from qwqrl.errors import UserError
@@ -50,12 +49,9 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         client = None
         if any(r["task"] == "code" for r in records):
-            from qwqrl.sandbox.client import SandboxClient
-            from qwqrl.sandbox.local import LocalSandbox
+            from qwqrl.sandbox.local import open_sandbox
 
-            urls = [u for u in os.environ.get("QWQRL_SANDBOX_URL", "").split(",") if u]
-            urls = urls or [stack.enter_context(LocalSandbox()).url]
-            client = SandboxClient(urls)
+            client = open_sandbox(stack)
         rm = None
         if args.rm:
             from qwqrl.verifiers.reward_model import RewardModelScorer

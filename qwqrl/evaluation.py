@@ -10,19 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from qwqrl.config import (CodeReward, EvalConfig, GeneralReward, IFEvalReward, MathReward,
-                          RewardsConfig)
+from qwqrl.config import EvalConfig
 from qwqrl.generation import SamplingParams
 from qwqrl.generation.hf import HFGenerator
-from qwqrl.rewards import RewardRouter
+from qwqrl.rewards import RewardRouter, Term
+from qwqrl.verifiers.registry import BUILTIN, TASK_VERIFIERS, batch_verifier
 
 
-def eval_rewards(has_general: bool) -> RewardsConfig:
-    """One accuracy verifier per task, weight 1, no shaping: scores are pass/fail judgements.
-    The reward model itself is handed to the router, so `general` needs no path or url here."""
-    return RewardsConfig.model_construct(
-        math=MathReward(), code=CodeReward(), ifeval=IFEvalReward(),
-        general=GeneralReward.model_construct(weight=1.0) if has_general else None)
+def eval_terms(has_general: bool) -> list[Term]:
+    """One accuracy verifier per task with its default options, weight 1, no shaping: scores
+    are pass/fail judgements. The reward model itself is handed to the router as context."""
+    names = [n for n in dict.fromkeys(TASK_VERIFIERS.values()) if has_general or n != "general"]
+    return [Term(n, 1.0, batch_verifier(n), BUILTIN[n].options.model_construct().call_options(),
+                 frozenset(BUILTIN[n].tasks or ())) for n in names]
 
 
 def evaluate(model: Any, tokenizer: Any, records: list[dict[str, Any]], cfg: EvalConfig,
@@ -38,7 +38,7 @@ def evaluate(model: Any, tokenizer: Any, records: list[dict[str, Any]], cfg: Eva
     rollouts = generator.generate(prompts, cfg.samples, sampling)
     scored_records = [{**records[r.prompt_index], "completion": r.text,
                        "completion_ids": r.completion_ids} for r in rollouts]
-    router = RewardRouter(eval_rewards(reward_model is not None), max_new_tokens,
+    router = RewardRouter(eval_terms(reward_model is not None), max_new_tokens,
                           sandbox_client=sandbox_client, reward_model=reward_model,
                           think_opened=think_opened)
     routable = [r for r in scored_records if r["task"] in router.tasks()]

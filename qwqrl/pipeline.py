@@ -33,8 +33,8 @@ from qwqrl.evaluation import evaluate
 from qwqrl.learner import Learner
 from qwqrl.models import load_policy, load_tokenizer, reference_copy, save_pretrained_atomic
 from qwqrl.recipe import dump_recipe
-from qwqrl.rewards import RewardRouter
-from qwqrl.rl_trainer import RLTrainer, check_tasks
+from qwqrl.rewards import RewardRouter, record_tasks
+from qwqrl.rl_trainer import RLTrainer
 from qwqrl.tracking import Tracker, read_metrics
 
 Sources = list[tuple[list[dict[str, Any]], float]]
@@ -63,7 +63,9 @@ class Pipeline:
         self.render = partial(render_prompt, self.tokenizer, system_prompt=recipe.tokenizer.system_prompt,
                               instructions=recipe.tokenizer.task_instructions)
         self.think_opened = opens_think(self.tokenizer)
-        self.eval_records = [r for src in recipe.eval.sets for r in load_source(src, self.base)]
+        self.tasks = record_tasks(s.rewards for s in recipe.stages if isinstance(s, RLStage))
+        self.eval_records = [r for src in recipe.eval.sets
+                             for r in load_source(src, self.base, self.tasks)]
         self.evals_path = self.run_dir / "evals.json"
         self.evals: list[dict[str, Any]] = (json.loads(self.evals_path.read_text())
                                             if resume and self.evals_path.exists() else [])
@@ -88,19 +90,12 @@ class Pipeline:
 
     @contextlib.contextmanager
     def _sandbox(self) -> Iterator[Any]:
-        from qwqrl.sandbox.client import SandboxClient
+        from qwqrl.sandbox.local import open_sandbox
 
         urls = next((s.rewards.code.urls for s in self.recipe.stages
                      if isinstance(s, RLStage) and s.rewards.code and s.rewards.code.urls), [])
-        urls = urls or [u for u in os.environ.get("QWQRL_SANDBOX_URL", "").split(",") if u]
-        if urls:
-            yield SandboxClient(urls)
-            return
-        from qwqrl.sandbox.local import LocalSandbox
-
-        # One local server per process keeps the launch simple; real runs point at a fleet.
-        with LocalSandbox() as server:
-            yield SandboxClient([server.url])
+        with contextlib.ExitStack() as stack:  # one local server per process when no urls
+            yield open_sandbox(stack, urls)
 
     def _reward_model(self, cfg: Any) -> Any:
         from qwqrl.verifiers.reward_model import RemoteRewardModel, RewardModelScorer
@@ -152,7 +147,8 @@ class Pipeline:
         global_step = 0
         previous_rl: Sources | None = None
         for i, stage in enumerate(self.recipe.stages):
-            sources = [(load_source(src, self.base), src.weight) for src in stage.data.train]
+            sources = [(load_source(src, self.base, self.tasks), src.weight)
+                       for src in stage.data.train]
             done = self.progress.stage_done(stage.name)
             if done or (self.only is not None and i not in self.only):
                 weights = done or missing
@@ -217,10 +213,10 @@ class Pipeline:
                                        max_model_len=gen.vllm.max_model_len, seed=self.recipe.seed)
         else:
             generator = make_generator("hf", policy.module, self.tokenizer, batch_size=gen.batch_size)
-        router = RewardRouter(stage.rewards, gen.max_new_tokens, sandbox_client=self.svc["sandbox"],
+        router = RewardRouter.from_config(stage.rewards, gen.max_new_tokens, sandbox_client=self.svc["sandbox"],
                               reward_model=self.svc["reward_model"], think_opened=self.think_opened)
         for records, _ in sources:
-            check_tasks(stage, router, records, where=f"stages[{index}] ({stage.name})")
+            router.check_tasks(records, where=f"stages[{index}] ({stage.name})")
         sampler = MixtureSampler(sources, seed=self.recipe.seed + index)
         trainer = RLTrainer(stage, index, policy, self.tokenizer, generator, router, sampler,
                             self.dist, self.tracker, self.run_dir, self.progress, render=self.render,

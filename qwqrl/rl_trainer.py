@@ -27,7 +27,6 @@ from qwqrl.checkpoint import Progress, load_step, save_step
 from qwqrl.config import RLStage
 from qwqrl.data.mixture import MixtureSampler
 from qwqrl.distributed import Dist, all_reduce_mean
-from qwqrl.errors import UserError
 from qwqrl.generation import Generator, Rollout, SamplingParams
 from qwqrl.learner import Learner
 from qwqrl.rewards import RewardRouter
@@ -381,11 +380,3 @@ class RLTrainer:
                          "completion": rec.get("completion"),
                          "reward": None if math.isnan(r) else r})
         return rows
-
-
-def check_tasks(stage: RLStage, router: RewardRouter, records: list[dict[str, Any]], where: str) -> None:
-    """Every task in a stage's data must have its verifier enabled: fail before training."""
-    missing = {r["task"] for r in records} - router.tasks()
-    if missing:
-        raise UserError(f"{where}: data has task(s) {sorted(missing)} but `rewards` enables no "
-                        f"verifier for them (add rewards.{sorted(missing)[0]})")

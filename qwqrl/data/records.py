@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any, Callable
 
 from qwqrl.config import TASKS, DataSource
@@ -23,9 +24,10 @@ MAX_REPORTED = 10  # errors listed per source; the rest are counted
 Problem = str  # "field ...: what was expected", without the location
 
 
-def load_source(src: DataSource, base: Path) -> list[dict]:
+def load_source(src: DataSource, base: Path, tasks: Collection[str] = TASKS) -> list[dict]:
     """Read `src` (relative paths: working directory, then `base`), apply `task` and `limit`,
-    validate every record and give each a stable `id` if it has none."""
+    validate every record and give each a stable `id` if it has none. `tasks`: the record
+    tasks allowed (the built-in ones, plus those the recipe's custom rewards judge)."""
     name, located = _read(src, base)
     if src.limit is not None:
         located = located[: src.limit]
@@ -38,7 +40,7 @@ def load_source(src: DataSource, base: Path) -> list[dict]:
             continue
         if src.task is not None:
             record["task"] = src.task
-        errors.extend(f"{where}: {p}" for p in validate_record(record))
+        errors.extend(f"{where}: {p}" for p in validate_record(record, tasks))
         if record.get("id") is None:
             record["id"] = f"{name}#{index}"
         records.append(record)
@@ -49,20 +51,21 @@ def load_source(src: DataSource, base: Path) -> list[dict]:
     return records
 
 
-def validate_record(record: dict[str, Any]) -> list[Problem]:
-    """Problems with one record against the contract; empty when it is valid."""
+def validate_record(record: dict[str, Any], tasks: Collection[str] = TASKS) -> list[Problem]:
+    """Problems with one record against the contract; empty when it is valid. Tasks without
+    built-in checks (a custom reward's) need only a prompt."""
     task = record.get("task")
     if task is None:
         return ['field "task" is required (or set `task` on the data source)']
-    if task not in TASKS:
-        return [f'field "task" must be one of {", ".join(TASKS)} (found {task!r})']
+    if task not in tasks:
+        return [f'field "task" must be one of {", ".join(tasks)} (found {task!r})']
     problems = _check_prompt(record.get("prompt"))
     for key in ("completion", "language"):
         if record.get(key) is not None and not isinstance(record[key], str):
             problems.append(f'field "{key}" must be a string (found {_kind(record[key])})')
     if record.get("id") is not None and not isinstance(record["id"], (str, int)):
         problems.append(f'field "id" must be a string or an integer (found {_kind(record["id"])})')
-    return problems + TASK_CHECKS[task](record)
+    return problems + TASK_CHECKS.get(task, lambda r: [])(record)
 
 
 # ------------------------------------------------------------------------------------- reading

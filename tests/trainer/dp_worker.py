@@ -48,7 +48,7 @@ def main(out: Path) -> None:
             "trainer": {"lr": 1e-2, "zero_stage": zero, "micro_batch_size": 4, "max_steps": 2}})
         learner = Learner(build_model(tok, seed=0, **SMALL), stage.trainer, total_steps=2)
         trainer = RLTrainer(stage, 0, learner, tok, HFGenerator(learner.module, tok),
-                            RewardRouter(stage.rewards, 8), MixtureSampler([([{}], 1.0)], 0), dist,
+                            RewardRouter.from_config(stage.rewards, 8), MixtureSampler([([{}], 1.0)], 0), dist,
                             tracker=None, run_dir=out, progress=Progress(out), render=str)
         batch = fixed_batch(dist.rank, dist.world_size)
         for _ in range(2):
