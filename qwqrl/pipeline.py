@@ -24,6 +24,7 @@ import torch
 from qwqrl.chat_template import opens_think
 from qwqrl.checkpoint import Progress, write_json_atomic
 from qwqrl.config import Recipe, RLStage, SFTStage
+from qwqrl.critic import Critic
 from qwqrl.data.mixture import MixtureSampler, mix_with_replay
 from qwqrl.data.prompts import render_prompt
 from qwqrl.data.records import load_source
@@ -32,9 +33,11 @@ from qwqrl.errors import UserError
 from qwqrl.evaluation import evaluate
 from qwqrl.learner import Learner
 from qwqrl.models import load_policy, load_tokenizer, reference_copy, save_pretrained_atomic
+from qwqrl.policy_update import UpdateSettings
 from qwqrl.recipe import dump_recipe
 from qwqrl.rewards import RewardRouter, record_tasks
-from qwqrl.rl_trainer import RLTrainer
+from qwqrl.rl_trainer import Models, RLTrainer, RunContext
+from qwqrl.rollouts import RolloutCollector, sampling_params
 from qwqrl.tracking import Tracker, read_metrics
 
 Sources = list[tuple[list[dict[str, Any]], float]]
@@ -196,39 +199,46 @@ class Pipeline:
 
     def _rl(self, index: int, stage: RLStage, model: Any, sources: Sources,
             global_step: int) -> tuple[int, Any]:
-        from qwqrl.generation import make_generator
+        from qwqrl.progress import stage_progress
 
-        reference = reference_copy(model) if stage.algorithm.kl.beta > 0 else None
+        reference = reference_copy(model) if stage.algorithm.kl.beta > 0 else None  # before ZeRO
         policy = Learner(model, stage.trainer, total_steps=stage.trainer.max_steps)
-        critic = None
+        models = Models(policy, reference)
         if stage.algorithm.name == "ppo":
-            critic = Learner(self._critic_from(policy.module), stage.trainer,
-                             total_steps=stage.trainer.max_steps, lr=stage.algorithm.critic_lr)
-        gen = stage.generation
-        if gen.backend == "vllm":
-            generator = make_generator("vllm", policy.module, self.tokenizer,
-                                       tensor_parallel_size=gen.vllm.tensor_parallel_size,
-                                       gpu_memory_utilization=gen.vllm.gpu_memory_utilization,
-                                       enable_sleep_mode=gen.vllm.enable_sleep_mode,
-                                       max_model_len=gen.vllm.max_model_len, seed=self.recipe.seed)
-        else:
-            generator = make_generator("hf", policy.module, self.tokenizer, batch_size=gen.batch_size)
-        router = RewardRouter.from_config(stage.rewards, gen.max_new_tokens, sandbox_client=self.svc["sandbox"],
-                              reward_model=self.svc["reward_model"], think_opened=self.think_opened)
+            models.critic = Critic(Learner(self._critic_from(policy.module), stage.trainer,
+                                           total_steps=stage.trainer.max_steps,
+                                           lr=stage.algorithm.critic_lr), stage.algorithm)
+        router = RewardRouter.from_config(stage.rewards, stage.generation.max_new_tokens,
+                                          sandbox_client=self.svc["sandbox"],
+                                          reward_model=self.svc["reward_model"],
+                                          think_opened=self.think_opened)
         for records, _ in sources:
             router.check_tasks(records, where=f"stages[{index}] ({stage.name})")
-        sampler = MixtureSampler(sources, seed=self.recipe.seed + index)
-        trainer = RLTrainer(stage, index, policy, self.tokenizer, generator, router, sampler,
-                            self.dist, self.tracker, self.run_dir, self.progress, render=self.render,
-                            reference=reference, critic=critic, global_step=global_step)
+        collector = RolloutCollector(MixtureSampler(sources, seed=self.recipe.seed + index),
+                                     self._generator(stage, policy), router, self.render,
+                                     sampling_params(stage.generation), stage.algorithm, self.dist)
+        settings = UpdateSettings.for_stage(stage, self.tokenizer.pad_token_id, self.dist.device)
+        run = RunContext(self.run_dir, self.progress, self.tracker, self.dist)
+        trainer = RLTrainer(stage, index, models, collector, settings, run, global_step)
         latest = self.progress.latest(stage.name) if self.resume else None
         if latest is not None:
             trainer.resume(latest)
-        from qwqrl.progress import stage_progress
         with stage_progress(stage.name, stage.trainer.max_steps, trainer.step,
                             enabled=self.dist.is_main) as bar:
             trainer.train(progress_bar=bar)
         return trainer.global_step, policy
+
+    def _generator(self, stage: RLStage, policy: Learner) -> Any:
+        from qwqrl.generation import make_generator
+
+        gen = stage.generation
+        if gen.backend == "vllm":
+            return make_generator("vllm", policy.module, self.tokenizer,
+                                  tensor_parallel_size=gen.vllm.tensor_parallel_size,
+                                  gpu_memory_utilization=gen.vllm.gpu_memory_utilization,
+                                  enable_sleep_mode=gen.vllm.enable_sleep_mode,
+                                  max_model_len=gen.vllm.max_model_len, seed=self.recipe.seed)
+        return make_generator("hf", policy.module, self.tokenizer, batch_size=gen.batch_size)
 
     def _critic_from(self, policy: Any) -> Any:
         """A value model initialised from the policy's backbone (LoRA-free), with a fresh head."""
