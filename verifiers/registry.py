@@ -144,8 +144,9 @@ def load_function(path: str) -> Callable[..., Any]:
         sys.path.append(cwd)
     try:
         module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ValueError(f"fn {path!r}: cannot import {module_name!r}: {e}") from None
+    except Exception as e:  # noqa: BLE001 -- any failure of the user's module is reported
+        detail = str(e) if isinstance(e, ImportError) else f"{type(e).__name__}: {e}"
+        raise ValueError(f"fn {path!r}: cannot import {module_name!r}: {detail}") from None
     fn = module
     for part in attr.split("."):
         fn = getattr(fn, part, None)
@@ -156,8 +157,8 @@ def load_function(path: str) -> Callable[..., Any]:
     return fn
 
 
-def as_batch_verifier(fn: Callable[..., Any], label: str, options: Mapping[str, Any] = {},
-                      ) -> BatchVerifier:
+def as_batch_verifier(fn: Callable[..., Any], label: str,
+                      options: Mapping[str, Any] | None = None) -> BatchVerifier:
     """`fn` as a batch verifier: itself, or a TRL reward function wrapped by `from_trl`.
     ValueError naming `label` when its signature cannot take records (or completions) and
     `options`."""
@@ -175,7 +176,7 @@ def as_batch_verifier(fn: Callable[..., Any], label: str, options: Mapping[str, 
                              "-> list[float | None]")
         verify = fn
     takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    unknown = [k for k in options if k not in params and not takes_any]
+    unknown = [k for k in options or {} if k not in params and not takes_any]
     if unknown:
         raise ValueError(f"{label}: options {unknown} are not parameters of the function "
                          f"(it takes {', '.join(params)})")
