@@ -213,9 +213,9 @@ class TrainerConfig(Strict):
     schedule: Literal["constant", "cosine", "linear"] = Field("constant", description="After warmup.")
     max_steps: int = Field(100, ge=1, description="Optimizer steps in this stage.")
     batch_size: int = Field(
-        8, ge=1, description="Per optimizer step over all data-parallel ranks (each rank takes "
-                             "batch_size / world): SFT sequences; RL prompts, each sampled "
-                             "num_generations times.")
+        8, ge=1, description="RL: prompts per optimizer step over all data-parallel ranks "
+                             "(each rank draws batch_size / world), each sampled "
+                             "num_generations times. SFT: sequences per step.")
     micro_batch_size: int = Field(8, ge=1, description="Sequences per forward/backward.")
     micro_batch_tokens: int | None = Field(
         None, gt=0, description="Pack micro-batches by token budget instead of a fixed count.")
