@@ -17,12 +17,16 @@ from qwqrl.learner import Learner
 from qwqrl.sequences import Packed, completion_logprobs, completion_values
 
 
+Tensors = list[torch.Tensor]  # one per micro-batch
+
+
 class Critic:
     def __init__(self, learner: Learner, algo: AlgorithmConfig) -> None:
         self.learner, self.algo = learner, algo
 
     def advantages(self, policy: torch.nn.Module, packs: list[Packed], rewards: list[torch.Tensor],
-                   ref_lp: list[torch.Tensor] | None, temperature: float):
+                   ref_lp: list[torch.Tensor] | None, temperature: float,
+                   ) -> tuple[Tensors, Tensors, Tensors, dict[str, float]]:
         """Per micro-batch (b, T) advantages, returns and old values, and the mean value.
 
         rewards: per micro-batch (b,) outcome rewards, masked samples as 0 (their loss mask is 0).

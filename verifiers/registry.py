@@ -229,9 +229,9 @@ def _resolve(name: str, prefix: str = "") -> Any:
 
 
 def context_for(fn: Callable[..., Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    """The run-time context values `fn` names among its parameters."""
+    """The run-time context values (`CONTEXT`) that `fn` names among its parameters."""
     params = inspect.signature(fn).parameters
-    return {k: v for k, v in context.items() if k in params}
+    return {k: v for k, v in context.items() if k in CONTEXT and k in params}
 
 
 def judge(name: str, fn: BatchVerifier, records: Sequence[Mapping[str, Any]],
