@@ -8,9 +8,10 @@ Loading, overrides and error messages live in `qwqrl.recipe`.
 """
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from qwqrl.verifiers.registry import BUILTIN, TASK_VERIFIERS, CustomReward, Reward
 
@@ -87,16 +88,53 @@ class DataSource(Strict):
         None, description="A built-in generator (qwqrl.data.synthetic), for demos and tests.")
     options: dict[str, Any] = Field(
         default_factory=dict, description="load_dataset kwargs, or the generator's (n, seed).")
-    task: Literal["math", "code", "ifeval", "general"] | None = Field(
+    task: Literal[TASKS] | None = Field(
         None, description="Sets each record's `task` (otherwise the records carry it).")
     weight: float = Field(1.0, gt=0.0, description="Share of the mixture, relative to siblings.")
     limit: int | None = Field(None, gt=0, description="Use at most this many records.")
+    # Column mapping, applied to each row in this order: rename, converter, fixed, task.
+    rename: dict[str, str] = Field(
+        default_factory=dict,
+        description="Source column -> record field, e.g. {problem: prompt, solution: answer}.")
+    converter: str | None = Field(
+        None, description="A named reshaping for layouts a rename cannot fix (the converters "
+                          "of qwqrl.data.converters, e.g. openr1_math, deepcoder, ifeval).")
+    fixed: dict[str, Any] = Field(
+        default_factory=dict, description="Fields set to the same value on every record, "
+                                          "e.g. {language: cpp}.")
 
     @model_validator(mode="after")
     def _one_origin(self) -> DataSource:
         given = [k for k in ("path", "hub", "synthetic") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"set exactly one of `path`, `hub`, `synthetic` (found {given or 'none'})")
+        return self
+
+    @field_validator("converter")
+    @classmethod
+    def _known_converter(cls, name: str | None) -> str | None:
+        from qwqrl.data.converters import CONVERTERS
+
+        if name is not None and name not in CONVERTERS:
+            hint = difflib.get_close_matches(name, CONVERTERS, n=1)
+            raise ValueError(f"unknown converter {name!r}; "
+                             + (f"did you mean {hint[0]!r}?" if hint
+                                else f"expected one of {', '.join(sorted(CONVERTERS))}"))
+        return name
+
+    @model_validator(mode="after")
+    def _mapping(self) -> DataSource:
+        targets = list(self.rename.values())
+        twice = sorted({t for t in targets if targets.count(t) > 1})
+        if twice:
+            raise ValueError(f"rename: several columns renamed to {twice}")
+        if any(not k or not v for k, v in self.rename.items()):
+            raise ValueError("rename: column and field names must not be empty")
+        if "task" in self.fixed:
+            raise ValueError("fixed: set the task with the source's `task`, not in `fixed`")
+        both = sorted(set(targets) & set(self.fixed))
+        if both:
+            raise ValueError(f"rename and fixed both set {both}; keep one")
         return self
 
 

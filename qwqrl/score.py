@@ -32,6 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from qwqrl.errors import UserError
+from qwqrl.sandbox.isolation import add_allow_weak_argument, allow_weak_from_args
 from qwqrl.verifiers.registry import (TASK_VERIFIERS, BatchVerifier, as_batch_verifier,
                                       batch_verifier, context_for, judge, load_function)
 
@@ -51,6 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-think-opened", dest="think_opened", action="store_false",
                    help="the chat template did not open <think>: a completion without think "
                         "tags is judged whole (default: it is unfinished)")
+    add_allow_weak_argument(p)
     p.set_defaults(func=run)
 
 
@@ -190,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"score: output folder {dst.parent} does not exist")
     if args.batch_size < 1:
         raise UserError(f"score: --batch-size must be at least 1, got {args.batch_size}")
+    allow_weak_from_args(args)
     by_task = task_judges(args)
     total = _count_lines(src)
     console = Console(stderr=True)

@@ -119,6 +119,8 @@ BUILTIN: dict[str, Verifier] = {
                        "Rule-based instruction following."),
     "general": Verifier("qwqrl.verifiers.reward_model:verify_batch", ("general",), GeneralOptions,
                         "A general reward model."),
+    "tool_call": Verifier("qwqrl.verifiers.tool_call:verify_batch", ("tool_call",),
+                          help="Function calls, BFCL's AST checker rules."),
     "format": Verifier("qwqrl.verifiers.format:verify_batch", None, Reward,
                        "One closed think block, then an answer."),
     "overlong": Verifier("qwqrl.verifiers.overlong:verify_batch", None, OverlongOptions,

@@ -76,12 +76,12 @@ def test_all_or_nothing_is_sent_to_the_sandbox_which_stops_at_the_first_failed_t
 
 
 def test_timeout_s_is_the_per_case_cpu_limit_unless_the_record_sets_limits(client):
-    spin = answer("import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6:"
+    spin = answer("import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3:"
                   "\n    pass\nprint(int(input()) * 2)")
     (default,) = code.verify_batch([record(spin)], client=client)
     assert default.detail["status"] == "OK"
     own_limits = record(spin, limits={"time_s": 2.0})
-    tight, kept = code.verify_batch([record(spin), own_limits], client=client, timeout_s=0.3)
+    tight, kept = code.verify_batch([record(spin), own_limits], client=client, timeout_s=0.1)
     assert tight.detail["status"] == "TLE" and tight.score == 0.0
     assert kept.detail["status"] == "OK"
 
@@ -132,6 +132,7 @@ def _mixed(path: Path) -> Path:
 
 def test_score_starts_and_stops_a_local_sandbox_when_no_url_is_set(tmp_path: Path, monkeypatch):
     monkeypatch.delenv("QWQRL_SANDBOX_URL", raising=False)
+    monkeypatch.setenv("QWQRL_ALLOW_WEAK_SANDBOX", "1")  # our own programs: any isolation level will do
     before = {p.pid for p in _sandbox_servers()}
     out = tmp_path / "out.jsonl"
     assert main(["score", str(_mixed(tmp_path / "in.jsonl")), "-o", str(out)]) == 0
