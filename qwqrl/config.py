@@ -11,9 +11,11 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
-TASKS = ("math", "code", "ifeval", "general", "tool_call")
+from qwqrl.verifiers.registry import BUILTIN, TASK_VERIFIERS, CustomReward, Reward
+
+TASKS = tuple(TASK_VERIFIERS)  # the tasks built-in verifiers judge
 
 
 class Strict(BaseModel):
@@ -147,66 +149,27 @@ class DataConfig(Strict):
 # -------------------------------------------------------------------------------------- rewards
 
 
-class Reward(Strict):
-    weight: float = Field(1.0, description="Multiplies this verifier's score in the reward sum.")
-
-
-class MathReward(Reward):
-    timeout_s: float = Field(5.0, gt=0, description="Hard wall-clock limit per record.")
-
-
-class CodeReward(Reward):
-    urls: list[str] = Field(
-        default_factory=list,
-        description="Sandbox replicas; empty: $QWQRL_SANDBOX_URL, else a local server.")
-    all_or_nothing: bool = Field(False, description="Reward 1 only if every test passes.")
-    timeout_s: float = Field(60.0, gt=0, description="Client timeout per request.")
-
-
-class IFEvalReward(Reward):
-    mode: Literal["strict", "loose"] = Field("strict", description="IFEval's strict or loose check.")
-
-
-class GeneralReward(Reward):
-    path: str | None = Field(None, description="Sequence-classification reward model to load.")
-    url: str | None = Field(None, description="A `qwqrl rm serve` endpoint instead of a local RM.")
-    device: str | None = Field(None, description="Device for a local RM (default: the trainer's).")
-    batch_size: int = Field(16, gt=0)
-    normalize: Literal["none", "zscore", "sigmoid"] = Field("sigmoid")
+class _Rewards(Strict):
+    """`rewards`: built-in verifiers by name (their options from the registry) plus custom ones,
+    `<name>: {fn, weight, tasks, options}`. Built-in fields are added from the registry below."""
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, CustomReward] = Field(init=False)
 
     @model_validator(mode="after")
-    def _one_place(self) -> GeneralReward:
-        if (self.path is None) == (self.url is None):
-            raise ValueError("set exactly one of `path` (a local reward model) or `url` (a server)")
-        return self
-
-
-class FormatReward(Reward):
-    pass
-
-
-class OverlongReward(Reward):
-    max_length: int | None = Field(None, gt=0, description="Default: generation.max_new_tokens.")
-    buffer: int = Field(256, gt=0, description="DAPO soft overlong buffer, in tokens.")
-
-
-class RewardsConfig(Strict):
-    math: MathReward | None = Field(None, description="Math accuracy on the final answer.")
-    code: CodeReward | None = Field(None, description="Code executed against the record's tests.")
-    ifeval: IFEvalReward | None = Field(None, description="Rule-based instruction following.")
-    general: GeneralReward | None = Field(None, description="A general reward model.")
-    tool_call: Reward | None = Field(None, description="Function calls, BFCL's AST checker rules.")
-    format: FormatReward | None = Field(None, description="One closed think block, then an answer.")
-    overlong: OverlongReward | None = Field(None, description="Soft penalty near max length.")
-
-    @model_validator(mode="after")
-    def _has_reward(self) -> RewardsConfig:
+    def _has_reward(self) -> _Rewards:
         if not self.enabled():
             raise ValueError("an rl stage needs at least one reward")
         return self
 
     def enabled(self) -> dict[str, Reward]:
+        """Enabled rewards by name: built-ins in registry order, then custom ones."""
         return {k: v for k, v in self if v is not None}
+
+
+RewardsConfig = create_model(
+    "RewardsConfig", __base__=_Rewards, __module__=__name__,
+    **{name: (spec.options | None, Field(None, description=spec.help))
+       for name, spec in BUILTIN.items()})
 
 
 # ------------------------------------------------------------------------------------ algorithm
@@ -288,7 +251,9 @@ class TrainerConfig(Strict):
     schedule: Literal["constant", "cosine", "linear"] = Field("constant", description="After warmup.")
     max_steps: int = Field(100, ge=1, description="Optimizer steps in this stage.")
     batch_size: int = Field(
-        8, ge=1, description="SFT: sequences per step. RL: prompts per step (x num_generations).")
+        8, ge=1, description="RL: prompts per optimizer step over all data-parallel ranks "
+                             "(each rank draws batch_size / world), each sampled "
+                             "num_generations times. SFT: sequences per step.")
     micro_batch_size: int = Field(8, ge=1, description="Sequences per forward/backward.")
     micro_batch_tokens: int | None = Field(
         None, gt=0, description="Pack micro-batches by token budget instead of a fixed count.")

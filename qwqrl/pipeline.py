@@ -25,6 +25,7 @@ import torch
 from qwqrl.chat_template import opens_think
 from qwqrl.checkpoint import Progress, write_json_atomic
 from qwqrl.config import Recipe, RLStage, SFTStage
+from qwqrl.critic import Critic
 from qwqrl.data.mixture import MixtureSampler, mix_with_replay
 from qwqrl.data.prompts import render_prompt
 from qwqrl.data.records import load_source
@@ -34,9 +35,11 @@ from qwqrl.eval_suites import get_suites, load_suite
 from qwqrl.evaluation import evaluate
 from qwqrl.learner import Learner
 from qwqrl.models import load_policy, load_tokenizer, reference_copy, save_pretrained_atomic
+from qwqrl.policy_update import UpdateSettings
 from qwqrl.recipe import dump_recipe
-from qwqrl.rewards import RewardRouter
-from qwqrl.rl_trainer import RLTrainer, check_tasks
+from qwqrl.rewards import RewardRouter, record_tasks
+from qwqrl.rl_trainer import Models, RLTrainer, RunContext
+from qwqrl.rollouts import RolloutCollector, sampling_params
 from qwqrl.tracking import Tracker, read_metrics
 
 Sources = list[tuple[list[dict[str, Any]], float]]
@@ -65,7 +68,9 @@ class Pipeline:
         self.render = partial(render_prompt, self.tokenizer, system_prompt=recipe.tokenizer.system_prompt,
                               instructions=recipe.tokenizer.task_instructions)
         self.think_opened = opens_think(self.tokenizer)
-        self.eval_records = [r for src in recipe.eval.sets for r in load_source(src, self.base)]
+        self.tasks = record_tasks(s.rewards for s in recipe.stages if isinstance(s, RLStage))
+        self.eval_records = [r for src in recipe.eval.sets
+                             for r in load_source(src, self.base, self.tasks)]
         self.eval_suites = [load_suite(s, self.base) for s in get_suites(recipe.eval.suites)]
         self.evals_path = self.run_dir / "evals.json"
         self.evals: list[dict[str, Any]] = (json.loads(self.evals_path.read_text())
@@ -94,19 +99,12 @@ class Pipeline:
 
     @contextlib.contextmanager
     def _sandbox(self) -> Iterator[Any]:
-        from qwqrl.sandbox.client import SandboxClient
+        from qwqrl.sandbox.local import open_sandbox
 
         urls = next((s.rewards.code.urls for s in self.recipe.stages
                      if isinstance(s, RLStage) and s.rewards.code and s.rewards.code.urls), [])
-        urls = urls or [u for u in os.environ.get("QWQRL_SANDBOX_URL", "").split(",") if u]
-        if urls:
-            yield SandboxClient(urls)
-            return
-        from qwqrl.sandbox.local import LocalSandbox
-
-        # One local server per process keeps the launch simple; real runs point at a fleet.
-        with LocalSandbox() as server:
-            yield SandboxClient([server.url])
+        with contextlib.ExitStack() as stack:  # one local server per process when no urls
+            yield open_sandbox(stack, urls)
 
     def _reward_model(self, cfg: Any) -> Any:
         from qwqrl.verifiers.reward_model import RemoteRewardModel, RewardModelScorer
@@ -158,7 +156,8 @@ class Pipeline:
         global_step = 0
         previous_rl: Sources | None = None
         for i, stage in enumerate(self.recipe.stages):
-            sources = [(load_source(src, self.base), src.weight) for src in stage.data.train]
+            sources = [(load_source(src, self.base, self.tasks), src.weight)
+                       for src in stage.data.train]
             done = self.progress.stage_done(stage.name)
             if done or (self.only is not None and i not in self.only):
                 weights = done or missing
@@ -222,35 +221,41 @@ class Pipeline:
 
     def _rl(self, index: int, stage: RLStage, model: Any, sources: Sources,
             global_step: int) -> tuple[int, Any]:
-        from qwqrl.generation import make_generator
+        from qwqrl.progress import stage_progress
 
-        reference = reference_copy(model) if stage.algorithm.kl.beta > 0 else None
+        reference = reference_copy(model) if stage.algorithm.kl.beta > 0 else None  # before ZeRO
         policy = Learner(model, stage.trainer, total_steps=stage.trainer.max_steps)
-        critic = None
+        models = Models(policy, reference)
         if stage.algorithm.name == "ppo":
-            critic = Learner(self._critic_from(policy.module), stage.trainer,
-                             total_steps=stage.trainer.max_steps, lr=stage.algorithm.critic_lr)
-        gen = stage.generation
-        if gen.backend == "vllm":
-            generator = self._vllm_generator(stage, policy.module)
-        else:
-            generator = make_generator("hf", policy.module, self.tokenizer, batch_size=gen.batch_size)
-        router = RewardRouter(stage.rewards, gen.max_new_tokens, sandbox_client=self.svc["sandbox"],
-                              reward_model=self.svc["reward_model"], think_opened=self.think_opened)
+            models.critic = Critic(Learner(self._critic_from(policy.module), stage.trainer,
+                                           total_steps=stage.trainer.max_steps,
+                                           lr=stage.algorithm.critic_lr), stage.algorithm)
+        router = RewardRouter.from_config(stage.rewards, stage.generation.max_new_tokens,
+                                          sandbox_client=self.svc["sandbox"],
+                                          reward_model=self.svc["reward_model"],
+                                          think_opened=self.think_opened)
         for records, _ in sources:
-            check_tasks(stage, router, records, where=f"stages[{index}] ({stage.name})")
-        sampler = MixtureSampler(sources, seed=self.recipe.seed + index)
-        trainer = RLTrainer(stage, index, policy, self.tokenizer, generator, router, sampler,
-                            self.dist, self.tracker, self.run_dir, self.progress, render=self.render,
-                            reference=reference, critic=critic, global_step=global_step)
+            router.check_tasks(records, where=f"stages[{index}] ({stage.name})")
+        collector = RolloutCollector(MixtureSampler(sources, seed=self.recipe.seed + index),
+                                     self._generator(stage, policy), router, self.render,
+                                     sampling_params(stage.generation), stage.algorithm, self.dist)
+        settings = UpdateSettings.for_stage(stage, self.tokenizer.pad_token_id, self.dist.device)
+        run = RunContext(self.run_dir, self.progress, self.tracker, self.dist)
+        trainer = RLTrainer(stage, index, models, collector, settings, run, global_step)
         latest = self.progress.latest(stage.name) if self.resume else None
         if latest is not None:
             trainer.resume(latest)
-        from qwqrl.progress import stage_progress
         with stage_progress(stage.name, stage.trainer.max_steps, trainer.step,
                             enabled=self.dist.is_main) as bar:
             trainer.train(progress_bar=bar)
         return trainer.global_step, policy
+
+    def _generator(self, stage: RLStage, policy: Learner) -> Any:
+        from qwqrl.generation import make_generator
+
+        if stage.generation.backend == "vllm":
+            return self._vllm_generator(stage, policy.module)
+        return make_generator("hf", policy.module, self.tokenizer, batch_size=stage.generation.batch_size)
 
     def _critic_from(self, policy: Any) -> Any:
         """A value model initialised from the policy's backbone (LoRA-free), with a fresh head."""

@@ -16,9 +16,12 @@ import subprocess
 import sys
 import time
 
+from collections.abc import Sequence
+
 import httpx
 import psutil
 
+from qwqrl.sandbox.client import SandboxClient, env_urls
 from qwqrl.sandbox.isolation import ALLOW_WEAK_FLAG, IsolationTooWeak, weak_refusal
 
 START_TIMEOUT_S = 60.0
@@ -104,3 +107,12 @@ def _die_with_parent() -> None:
     PR_SET_PDEATHSIG = 1
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def open_sandbox(stack: contextlib.ExitStack, urls: Sequence[str] = ()) -> SandboxClient:
+    """A client for `urls`, else for the replicas in $QWQRL_SANDBOX_URL, else for a local server
+    that `stack` stops when it closes. Every command that judges code gets its sandbox here."""
+    urls = list(urls) or env_urls()
+    if not urls:
+        urls = [stack.enter_context(LocalSandbox()).url]
+    return SandboxClient(urls)

@@ -16,6 +16,7 @@ import inspect
 import json
 import sys
 from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,10 +32,11 @@ MAX_REPORTED = 10  # errors listed per source; the rest are counted
 Problem = str  # "field ...: what was expected", without the location
 
 
-def load_source(src: DataSource, base: Path) -> list[dict]:
+def load_source(src: DataSource, base: Path, tasks: Collection[str] = TASKS) -> list[dict]:
     """Read `src` (relative paths: working directory, then `base`), map each row to a record
     (`map_row`), keep the first `limit` records, validate every record and give each a stable
-    `id` if it has none. Rows a converter skips are counted and reported, never silently lost."""
+    `id` if it has none. Rows a converter skips are counted and reported, never silently lost.
+    `tasks`: the record tasks allowed (built-in ones, plus those the recipe's custom rewards judge)."""
     name, located = _read(src, base)
     if not located:
         raise UserError(f"{name}: no records")
@@ -53,7 +55,7 @@ def load_source(src: DataSource, base: Path) -> list[dict]:
         except MappingError as e:
             errors.append(f"{where}: {e}")
             continue
-        errors.extend(f"{where}: {p}" for p in validate_record(record))
+        errors.extend(f"{where}: {p}" for p in validate_record(record, tasks))
         if record.get("id") is None:
             record["id"] = f"{name}#{index}"
         records.append(record)
@@ -131,20 +133,21 @@ def dry_run(src: DataSource) -> list[Problem]:
     return problems
 
 
-def validate_record(record: dict[str, Any]) -> list[Problem]:
-    """Problems with one record against the contract; empty when it is valid."""
+def validate_record(record: dict[str, Any], tasks: Collection[str] = TASKS) -> list[Problem]:
+    """Problems with one record against the contract; empty when it is valid. Tasks without
+    built-in checks (a custom reward's) need only a prompt."""
     task = record.get("task")
     if task is None:
         return ['field "task" is required (or set `task` on the data source)']
-    if task not in TASKS:
-        return [f'field "task" must be one of {", ".join(TASKS)} (found {task!r})']
+    if task not in tasks:
+        return [f'field "task" must be one of {", ".join(tasks)} (found {task!r})']
     problems = _check_prompt(record.get("prompt"))
     for key in ("completion", "language"):
         if record.get(key) is not None and not isinstance(record[key], str):
             problems.append(f'field "{key}" must be a string (found {_kind(record[key])})')
     if record.get("id") is not None and not isinstance(record["id"], (str, int)):
         problems.append(f'field "id" must be a string or an integer (found {_kind(record["id"])})')
-    return problems + TASK_CHECKS[task](record)
+    return problems + TASK_CHECKS.get(task, lambda r: [])(record)
 
 
 # ------------------------------------------------------------------------------------- reading

@@ -309,7 +309,7 @@ def test_the_reward_router_scores_tool_call_records_with_the_recipe_weight():
     from qwqrl.config import RewardsConfig
     from qwqrl.rewards import RewardRouter
 
-    router = RewardRouter(RewardsConfig(tool_call={"weight": 0.5}), max_new_tokens=64)
+    router = RewardRouter.from_config(RewardsConfig(tool_call={"weight": 0.5}), max_new_tokens=64)
     assert router.tasks() == {"tool_call"}
     rows = [{"task": "tool_call", "tools": TOOLS, "answer": WEATHER, "completion": c}
             for c in (DONE + block("get_weather", {"city": "Paris"}), DONE + "sunny", "thinking")]
