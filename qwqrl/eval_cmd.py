@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import os
 from pathlib import Path
 from typing import Any
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import fnmatch
-import json
 import pickle
 import tomllib
 import zlib
