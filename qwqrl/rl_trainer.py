@@ -264,7 +264,8 @@ class RLTrainer:
         self.policy.train()
         for epoch in range(self.algo.epochs):
             for k, (mb, p) in enumerate(zip(micro, packs)):
-                lp, entropy = completion_logprobs(self.policy.engine, p, temp, with_entropy=epoch == 0)
+                lp, entropy = completion_logprobs(self.policy.engine, p, temp, with_entropy=epoch == 0,
+                                                  chunk_size=self.stage.trainer.logprob_chunk_size)
                 old = old_lp[k] if old_lp is not None else lp.detach()
                 is_w = None
                 if self.algo.tis_cap is not None and self.stage.generation.backend == "vllm":
@@ -312,7 +313,8 @@ class RLTrainer:
             for k, (mb, p) in enumerate(zip(micro, packs)):
                 mask = p.completion_mask.float()
                 if ref_lp is not None and self.algo.kl.mode == "reward":
-                    lp, _ = completion_logprobs(self.policy.module, p, self.sampling.temperature or 1.0)
+                    lp, _ = completion_logprobs(self.policy.module, p, self.sampling.temperature or 1.0,
+                                                chunk_size=self.stage.trainer.logprob_chunk_size)
                     tok_r = alg.kl_penalized_token_rewards(clean[mb], mask, lp, ref_lp[k],
                                                            self.algo.kl.beta, self.algo.kl.estimator)
                 else:
@@ -346,7 +348,8 @@ class RLTrainer:
 
     def _no_grad_logprobs(self, model: torch.nn.Module, packs: list[Packed], temp: float) -> list[torch.Tensor]:
         with torch.no_grad():
-            return [completion_logprobs(model, p, temp)[0] for p in packs]
+            return [completion_logprobs(model, p, temp, chunk_size=self.stage.trainer.logprob_chunk_size)[0]
+                    for p in packs]
 
     def _normalisers(self, masks: list[torch.Tensor]) -> dict[str, float]:
         return {"tokens": float(sum(m.sum() for m in masks)),
