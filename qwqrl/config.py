@@ -255,7 +255,7 @@ class TrainerConfig(Strict):
         None, gt=0, description="Fill micro-batches to this many real tokens (prompt + completion; "
         "they are packed without padding) instead of a fixed count.")
     logprob_chunk_size: int = Field(
-        1024, ge=1, description="Tokens per LM-head chunk when computing log-probs and entropy: "
+        512, ge=1, description="Tokens per LM-head chunk when computing log-probs and entropy: "
         "the (tokens, vocab) logits are never held whole (verl/NeMo-RL chunking). 1024 measured "
         "by benchmarks/update_memory.py: as fast as larger chunks, ~0.6 GB of fp32 logits per "
         "chunk at a 150k vocabulary.")

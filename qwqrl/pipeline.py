@@ -31,7 +31,7 @@ from qwqrl.distributed import Dist, barrier, init_distributed
 from qwqrl.errors import UserError
 from qwqrl.evaluation import evaluate
 from qwqrl.learner import Learner
-from qwqrl.models import load_policy, load_tokenizer, reference_copy, save_pretrained_atomic
+from qwqrl.models import load_policy, load_tokenizer, reference_model, save_pretrained_atomic
 from qwqrl.recipe import dump_recipe
 from qwqrl.rewards import RewardRouter
 from qwqrl.rl_trainer import RLTrainer, check_tasks
@@ -202,7 +202,7 @@ class Pipeline:
             global_step: int) -> tuple[int, Any]:
         from qwqrl.generation import make_generator
 
-        reference = reference_copy(model) if stage.algorithm.kl.beta > 0 else None
+        reference = reference_model(model, stage.trainer) if stage.algorithm.kl.beta > 0 else None
         policy = Learner(model, stage.trainer, total_steps=stage.trainer.max_steps)
         critic = None
         if stage.algorithm.name == "ppo":

@@ -86,8 +86,8 @@ def chunked_token_logprobs(hidden: torch.Tensor, head: Callable[[torch.Tensor], 
 def _chunk_logprobs(h: torch.Tensor, y: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor],
                     temperature: float, with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     logits = head(h).float()
-    if temperature != 1.0:
-        logits = logits / temperature
+    if temperature != 1.0:  # in place: one (chunk, V) slab fewer; the head's backward needs no output
+        logits = logits.div_(temperature)
     lse = torch.logsumexp(logits, dim=-1)
     logprobs = logits.gather(-1, y.unsqueeze(-1)).squeeze(-1) - lse
     entropy = None
