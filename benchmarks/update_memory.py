@@ -6,7 +6,9 @@
    temperature, `selective_log_softmax`); "chunked" is `sequences.completion_logprobs` (hidden
    states through the LM head `trainer.logprob_chunk_size` tokens at a time, recomputed in
    backward). Peak resident memory of the whole process (ru_maxrss), each run in a fresh
-   process; the same at `--slope-tokens` gives the per-token slope used to estimate T = 32,768.
+   process; the same at `--slope-tokens` and twice that gives the per-token slope used to
+   estimate T = 32,768. The address space is capped at the memory free on the machine; a
+   variant that runs out is reported so, and its ratio uses the slope's estimate.
 2. Throughput: update tokens/s (forward + backward of every micro-batch) on 64 sequences whose
    completion lengths follow a long tail (most short, a few at the cap), micro-batches filled to
    a token budget of one longest sequence: "padded" (the old layout; budget counts rows x
@@ -52,9 +54,21 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cap_address_space(margin_gb: float = 1.5) -> None:
+    """Fail with MemoryError instead of waking the OOM killer on a shared machine."""
+    fields = dict(line.split(":", 1) for line in open("/proc/meminfo"))
+    available = int(fields["MemAvailable"].split()[0]) * 1024
+    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    current = int(status["VmSize"].split()[0]) * 1024
+    limit = current + available - int(margin_gb * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def memory_run(variant: str, tokens: int, chunk_size: int | None) -> dict[str, float]:
     """One forward + backward in this process; peak RSS before and after it."""
     import torch
+
+    cap_address_space()
 
     from qwqrl.algorithms import selective_log_softmax
     from qwqrl.sequences import completion_logprobs, pack
@@ -133,7 +147,13 @@ def main() -> None:
     if args.child:
         kind, variant, *rest = args.child
         if kind == "memory":
-            result = memory_run(variant, int(rest[0]), int(rest[1]) if rest[1] != "none" else None)
+            try:
+                result = memory_run(variant, int(rest[0]), int(rest[1]) if rest[1] != "none" else None)
+            except (MemoryError, RuntimeError) as e:  # over the cap: report the cap, not a crash
+                if "allocate" not in str(e):
+                    raise
+                result = {"oom": True, "cap_mb": resource.getrlimit(resource.RLIMIT_AS)[0] / 2**20,
+                          "peak_mb": rss_mb()}
         else:
             result = throughput_run(variant)
         print(json.dumps(result))
@@ -145,18 +165,28 @@ def main() -> None:
           f"chunk {DEFAULT_CHUNK_SIZE}")
     print(f"{'variant':<10}{'T':>8}{'peak RSS MB':>14}{'before MB':>12}{'seconds':>10}")
     mem: dict[tuple[str, int], dict[str, float]] = {}
+    points = (args.slope_tokens, 2 * args.slope_tokens, args.tokens)
     for variant in ("chunked", "naive"):
-        for tokens in (args.slope_tokens, args.tokens):
+        for tokens in points:
             r = mem[variant, tokens] = child(["memory", variant, str(tokens), "none"])
-            print(f"{variant:<10}{tokens:>8}{r['peak_mb']:>14.0f}{r['before_mb']:>12.0f}{r['seconds']:>10.2f}")
+            if r.get("oom"):
+                print(f"{variant:<10}{tokens:>8}  out of memory (address space capped at "
+                      f"{r['cap_mb']:.0f} MB, the memory free on this machine)")
+            else:
+                print(f"{variant:<10}{tokens:>8}{r['peak_mb']:>14.0f}{r['before_mb']:>12.0f}{r['seconds']:>10.2f}")
     for size in args.chunk_sweep:
         r = child(["memory", "chunked", str(args.tokens), str(size)])
         print(f"chunk {size:<4}{args.tokens:>8}{r['peak_mb']:>14.0f}{r['before_mb']:>12.0f}{r['seconds']:>10.2f}")
+    peak = {}
     for variant in ("naive", "chunked"):
-        lo, hi = mem[variant, args.slope_tokens], mem[variant, args.tokens]
-        slope = (hi["peak_mb"] - lo["peak_mb"]) / (args.tokens - args.slope_tokens)
+        lo, hi = mem[variant, points[0]], mem[variant, points[1]]
+        slope = (hi["peak_mb"] - lo["peak_mb"]) / (points[1] - points[0])
+        measured = mem[variant, args.tokens]
+        estimate = hi["peak_mb"] + slope * (args.tokens - points[1])
+        peak[variant] = estimate if measured.get("oom") else measured["peak_mb"]
+        note = f"; T={args.tokens} estimated {estimate:.0f} MB (it ran out)" if measured.get("oom") else ""
         print(f"{variant}: {slope * 1024:.1f} MB per 1k tokens -> T=32768 estimate "
-              f"{hi['peak_mb'] + slope * (32768 - args.tokens):.0f} MB")
+              f"{hi['peak_mb'] + slope * (32768 - points[1]):.0f} MB{note}")
 
     ls = lengths()
     print(f"\nthroughput: {SEQUENCES} sequences, prompt {PROMPT}, completion lengths (sorted): {ls}")
@@ -169,7 +199,7 @@ def main() -> None:
         tps[variant] = r["tokens"] / r["seconds"]
         print(f"{variant:<14}{r['micro_batches']:>14}{r['tokens']:>13}{r['computed']:>10}"
               f"{r['seconds']:>10.2f}{tps[variant]:>9.0f}")
-    print(f"memory ratio naive/chunked {mem['naive', args.tokens]['peak_mb'] / mem['chunked', args.tokens]['peak_mb']:.2f}")
+    print(f"memory ratio naive/chunked {peak['naive'] / peak['chunked']:.2f}")
     print(f"throughput ratio padding-free/padded {tps['padding-free'] / tps['padded']:.2f}")
 
 
