@@ -12,8 +12,9 @@
 2. Throughput: update tokens/s (forward + backward of every micro-batch) on 64 sequences whose
    completion lengths follow a long tail (most short, a few at the cap), micro-batches filled to
    a token budget of one longest sequence: "padded" (the old layout; budget counts rows x
-   longest) vs "padding-free" (one packed row per micro-batch; budget counts real tokens). The
-   model here has a small vocabulary, so the backbone's work, which padding inflates, dominates.
+   longest) vs "padding-free" (one packed row per micro-batch; budget counts real tokens), each
+   run twice, alternating, the best of each kept. The model here has a small vocabulary, so the
+   backbone's work, which padding inflates, dominates.
 3. Optionally (`--chunk-sweep`) the chunked pass's time and memory for several chunk sizes,
    which chose the default `logprob_chunk_size`.
 
@@ -193,12 +194,13 @@ def main() -> None:
     print(f"  min {ls[0]}, median {ls[len(ls) // 2]}, mean {sum(ls) / len(ls):.0f}, max {ls[-1]}; "
           f"budget {PROMPT + CAP} tokens per micro-batch; model {THROUGHPUT_MODEL}")
     print(f"{'variant':<14}{'micro-batches':>14}{'real tokens':>13}{'computed':>10}{'seconds':>10}{'tok/s':>9}")
-    tps = {}
-    for variant in ("padded", "padding-free"):
-        r = child(["throughput", variant])
-        tps[variant] = r["tokens"] / r["seconds"]
-        print(f"{variant:<14}{r['micro_batches']:>14}{r['tokens']:>13}{r['computed']:>10}"
-              f"{r['seconds']:>10.2f}{tps[variant]:>9.0f}")
+    tps: dict[str, float] = {}
+    for _ in range(2):  # alternate, keep each variant's best: load from others drifts on a shared box
+        for variant in ("padded", "padding-free"):
+            r = child(["throughput", variant])
+            tps[variant] = max(tps.get(variant, 0.0), r["tokens"] / r["seconds"])
+            print(f"{variant:<14}{r['micro_batches']:>14}{r['tokens']:>13}{r['computed']:>10}"
+                  f"{r['seconds']:>10.2f}{r['tokens'] / r['seconds']:>9.0f}")
     print(f"memory ratio naive/chunked {peak['naive'] / peak['chunked']:.2f}")
     print(f"throughput ratio padding-free/padded {tps['padding-free'] / tps['padded']:.2f}")
 
