@@ -8,11 +8,14 @@ Loading, overrides and error messages live in `qwqrl.recipe`.
 """
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
-TASKS = ("math", "code", "ifeval", "general")
+from qwqrl.verifiers.registry import BUILTIN, TASK_VERIFIERS, CustomReward, Reward
+
+TASKS = tuple(TASK_VERIFIERS)  # the tasks built-in verifiers judge
 
 
 class Strict(BaseModel):
@@ -85,16 +88,53 @@ class DataSource(Strict):
         None, description="A built-in generator (qwqrl.data.synthetic), for demos and tests.")
     options: dict[str, Any] = Field(
         default_factory=dict, description="load_dataset kwargs, or the generator's (n, seed).")
-    task: Literal["math", "code", "ifeval", "general"] | None = Field(
+    task: Literal[TASKS] | None = Field(
         None, description="Sets each record's `task` (otherwise the records carry it).")
     weight: float = Field(1.0, gt=0.0, description="Share of the mixture, relative to siblings.")
     limit: int | None = Field(None, gt=0, description="Use at most this many records.")
+    # Column mapping, applied to each row in this order: rename, converter, fixed, task.
+    rename: dict[str, str] = Field(
+        default_factory=dict,
+        description="Source column -> record field, e.g. {problem: prompt, solution: answer}.")
+    converter: str | None = Field(
+        None, description="A named reshaping for layouts a rename cannot fix (the converters "
+                          "of qwqrl.data.converters, e.g. openr1_math, deepcoder, ifeval).")
+    fixed: dict[str, Any] = Field(
+        default_factory=dict, description="Fields set to the same value on every record, "
+                                          "e.g. {language: cpp}.")
 
     @model_validator(mode="after")
     def _one_origin(self) -> DataSource:
         given = [k for k in ("path", "hub", "synthetic") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"set exactly one of `path`, `hub`, `synthetic` (found {given or 'none'})")
+        return self
+
+    @field_validator("converter")
+    @classmethod
+    def _known_converter(cls, name: str | None) -> str | None:
+        from qwqrl.data.converters import CONVERTERS
+
+        if name is not None and name not in CONVERTERS:
+            hint = difflib.get_close_matches(name, CONVERTERS, n=1)
+            raise ValueError(f"unknown converter {name!r}; "
+                             + (f"did you mean {hint[0]!r}?" if hint
+                                else f"expected one of {', '.join(sorted(CONVERTERS))}"))
+        return name
+
+    @model_validator(mode="after")
+    def _mapping(self) -> DataSource:
+        targets = list(self.rename.values())
+        twice = sorted({t for t in targets if targets.count(t) > 1})
+        if twice:
+            raise ValueError(f"rename: several columns renamed to {twice}")
+        if any(not k or not v for k, v in self.rename.items()):
+            raise ValueError("rename: column and field names must not be empty")
+        if "task" in self.fixed:
+            raise ValueError("fixed: set the task with the source's `task`, not in `fixed`")
+        both = sorted(set(targets) & set(self.fixed))
+        if both:
+            raise ValueError(f"rename and fixed both set {both}; keep one")
         return self
 
 
@@ -109,65 +149,27 @@ class DataConfig(Strict):
 # -------------------------------------------------------------------------------------- rewards
 
 
-class Reward(Strict):
-    weight: float = Field(1.0, description="Multiplies this verifier's score in the reward sum.")
-
-
-class MathReward(Reward):
-    timeout_s: float = Field(5.0, gt=0, description="Hard wall-clock limit per record.")
-
-
-class CodeReward(Reward):
-    urls: list[str] = Field(
-        default_factory=list,
-        description="Sandbox replicas; empty: $QWQRL_SANDBOX_URL, else a local server.")
-    all_or_nothing: bool = Field(False, description="Reward 1 only if every test passes.")
-    timeout_s: float = Field(60.0, gt=0, description="Client timeout per request.")
-
-
-class IFEvalReward(Reward):
-    mode: Literal["strict", "loose"] = Field("strict", description="IFEval's strict or loose check.")
-
-
-class GeneralReward(Reward):
-    path: str | None = Field(None, description="Sequence-classification reward model to load.")
-    url: str | None = Field(None, description="A `qwqrl rm serve` endpoint instead of a local RM.")
-    device: str | None = Field(None, description="Device for a local RM (default: the trainer's).")
-    batch_size: int = Field(16, gt=0)
-    normalize: Literal["none", "zscore", "sigmoid"] = Field("sigmoid")
+class _Rewards(Strict):
+    """`rewards`: built-in verifiers by name (their options from the registry) plus custom ones,
+    `<name>: {fn, weight, tasks, options}`. Built-in fields are added from the registry below."""
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, CustomReward] = Field(init=False)
 
     @model_validator(mode="after")
-    def _one_place(self) -> GeneralReward:
-        if (self.path is None) == (self.url is None):
-            raise ValueError("set exactly one of `path` (a local reward model) or `url` (a server)")
-        return self
-
-
-class FormatReward(Reward):
-    pass
-
-
-class OverlongReward(Reward):
-    max_length: int | None = Field(None, gt=0, description="Default: generation.max_new_tokens.")
-    buffer: int = Field(256, gt=0, description="DAPO soft overlong buffer, in tokens.")
-
-
-class RewardsConfig(Strict):
-    math: MathReward | None = Field(None, description="Math accuracy on the final answer.")
-    code: CodeReward | None = Field(None, description="Code executed against the record's tests.")
-    ifeval: IFEvalReward | None = Field(None, description="Rule-based instruction following.")
-    general: GeneralReward | None = Field(None, description="A general reward model.")
-    format: FormatReward | None = Field(None, description="One closed think block, then an answer.")
-    overlong: OverlongReward | None = Field(None, description="Soft penalty near max length.")
-
-    @model_validator(mode="after")
-    def _has_reward(self) -> RewardsConfig:
+    def _has_reward(self) -> _Rewards:
         if not self.enabled():
             raise ValueError("an rl stage needs at least one reward")
         return self
 
     def enabled(self) -> dict[str, Reward]:
+        """Enabled rewards by name: built-ins in registry order, then custom ones."""
         return {k: v for k, v in self if v is not None}
+
+
+RewardsConfig = create_model(
+    "RewardsConfig", __base__=_Rewards, __module__=__name__,
+    **{name: (spec.options | None, Field(None, description=spec.help))
+       for name, spec in BUILTIN.items()})
 
 
 # ------------------------------------------------------------------------------------ algorithm
@@ -249,7 +251,9 @@ class TrainerConfig(Strict):
     schedule: Literal["constant", "cosine", "linear"] = Field("constant", description="After warmup.")
     max_steps: int = Field(100, ge=1, description="Optimizer steps in this stage.")
     batch_size: int = Field(
-        8, ge=1, description="SFT: sequences per step. RL: prompts per step (x num_generations).")
+        8, ge=1, description="RL: prompts per optimizer step over all data-parallel ranks "
+                             "(each rank draws batch_size / world), each sampled "
+                             "num_generations times. SFT: sequences per step.")
     micro_batch_size: int = Field(8, ge=1, description="Sequences per forward/backward.")
     micro_batch_tokens: int | None = Field(
         None, gt=0, description="Fill micro-batches to this many real tokens (prompt + completion; "
@@ -315,9 +319,25 @@ Stage = Annotated[Union[SFTStage, RLStage], Field(discriminator="kind")]
 class EvalConfig(Strict):
     sets: list[DataSource] = Field(
         default_factory=list, description="Held-out sets, evaluated before and after every stage.")
-    samples: int = Field(1, ge=1, description="Samples per prompt (avg@k).")
-    temperature: float = Field(0.0, ge=0.0, description="0: greedy.")
-    max_new_tokens: int | None = Field(None, gt=0, description="Default: the stage's.")
+    suites: list[str] = Field(
+        default_factory=list,
+        description="Benchmark suites (qwqrl.eval_suites: aime24, livecodebench, ifeval, tiny-math, "
+                    "...) with their own data, sampling and metrics, evaluated with the sets.")
+    samples: int = Field(1, ge=1, description="Samples per prompt of the sets (avg@k).")
+    temperature: float = Field(0.0, ge=0.0, description="Sets: 0 is greedy.")
+    max_new_tokens: int | None = Field(
+        None, gt=0, description="Sets: default the stage's. Also caps the suites' (32,768).")
+
+    @model_validator(mode="after")
+    def _known_suites(self) -> EvalConfig:
+        from qwqrl.errors import UserError
+        from qwqrl.eval_suites import get_suites
+
+        try:
+            get_suites(self.suites, where="eval.suites")
+        except UserError as e:  # names the did-you-mean; pydantic reports ValueErrors
+            raise ValueError(str(e)) from None
+        return self
 
 
 class WandbConfig(Strict):

@@ -7,10 +7,11 @@ group even for one process, and on CPU (gloo) it must exist before the model is 
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 
 import torch
+
+from qwqrl.sandbox.local import free_port
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,6 @@ class Dist:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def init_distributed() -> Dist:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import json
 import os
 from collections.abc import Iterator
@@ -24,17 +25,21 @@ import torch
 from qwqrl.chat_template import opens_think
 from qwqrl.checkpoint import Progress, write_json_atomic
 from qwqrl.config import Recipe, RLStage, SFTStage
+from qwqrl.critic import Critic
 from qwqrl.data.mixture import MixtureSampler, mix_with_replay
 from qwqrl.data.prompts import render_prompt
 from qwqrl.data.records import load_source
 from qwqrl.distributed import Dist, barrier, init_distributed
 from qwqrl.errors import UserError
+from qwqrl.eval_suites import get_suites, load_suite
 from qwqrl.evaluation import evaluate
 from qwqrl.learner import Learner
 from qwqrl.models import load_policy, load_tokenizer, reference_model, save_pretrained_atomic
+from qwqrl.policy_update import UpdateSettings
 from qwqrl.recipe import dump_recipe
-from qwqrl.rewards import RewardRouter
-from qwqrl.rl_trainer import RLTrainer, check_tasks
+from qwqrl.rewards import RewardRouter, record_tasks
+from qwqrl.rl_trainer import Models, RLTrainer, RunContext
+from qwqrl.rollouts import RolloutCollector, sampling_params
 from qwqrl.tracking import Tracker, read_metrics
 
 Sources = list[tuple[list[dict[str, Any]], float]]
@@ -63,10 +68,15 @@ class Pipeline:
         self.render = partial(render_prompt, self.tokenizer, system_prompt=recipe.tokenizer.system_prompt,
                               instructions=recipe.tokenizer.task_instructions)
         self.think_opened = opens_think(self.tokenizer)
-        self.eval_records = [r for src in recipe.eval.sets for r in load_source(src, self.base)]
+        self.tasks = record_tasks(s.rewards for s in recipe.stages if isinstance(s, RLStage))
+        self.eval_records = [r for src in recipe.eval.sets
+                             for r in load_source(src, self.base, self.tasks)]
+        self.eval_suites = [load_suite(s, self.base) for s in get_suites(recipe.eval.suites)]
         self.evals_path = self.run_dir / "evals.json"
         self.evals: list[dict[str, Any]] = (json.loads(self.evals_path.read_text())
                                             if resume and self.evals_path.exists() else [])
+        self._vllm: Any = None  # the run's colocated vLLM engine, built on first use
+        self._vllm_opts: dict[str, Any] = {}
 
     # ------------------------------------------------------------------------------ services
 
@@ -75,7 +85,8 @@ class Pipeline:
         """A sandbox when any code is judged, and a reward model when any stage uses one."""
         stages = [s for i, s in enumerate(self.recipe.stages) if self.only is None or i in self.only]
         needs_code = any(isinstance(s, RLStage) and s.rewards.code for s in stages) \
-            or any(r["task"] == "code" for r in self.eval_records)
+            or any(r["task"] == "code" for r in self.eval_records) \
+            or any(s.suite.task == "code" for s in self.eval_suites)
         general = next((s.rewards.general for s in stages
                         if isinstance(s, RLStage) and s.rewards.general), None)
         with contextlib.ExitStack() as stack:
@@ -88,19 +99,12 @@ class Pipeline:
 
     @contextlib.contextmanager
     def _sandbox(self) -> Iterator[Any]:
-        from qwqrl.sandbox.client import SandboxClient
+        from qwqrl.sandbox.local import open_sandbox
 
         urls = next((s.rewards.code.urls for s in self.recipe.stages
                      if isinstance(s, RLStage) and s.rewards.code and s.rewards.code.urls), [])
-        urls = urls or [u for u in os.environ.get("QWQRL_SANDBOX_URL", "").split(",") if u]
-        if urls:
-            yield SandboxClient(urls)
-            return
-        from qwqrl.sandbox.local import LocalSandbox
-
-        # One local server per process keeps the launch simple; real runs point at a fleet.
-        with LocalSandbox() as server:
-            yield SandboxClient([server.url])
+        with contextlib.ExitStack() as stack:  # one local server per process when no urls
+            yield open_sandbox(stack, urls)
 
     def _reward_model(self, cfg: Any) -> Any:
         from qwqrl.verifiers.reward_model import RemoteRewardModel, RewardModelScorer
@@ -152,7 +156,8 @@ class Pipeline:
         global_step = 0
         previous_rl: Sources | None = None
         for i, stage in enumerate(self.recipe.stages):
-            sources = [(load_source(src, self.base), src.weight) for src in stage.data.train]
+            sources = [(load_source(src, self.base, self.tasks), src.weight)
+                       for src in stage.data.train]
             done = self.progress.stage_done(stage.name)
             if done or (self.only is not None and i not in self.only):
                 weights = done or missing
@@ -198,41 +203,59 @@ class Pipeline:
                         resume=self.resume, step_offset=global_step)
         return global_step + steps
 
-    def _rl(self, index: int, stage: RLStage, model: Any, sources: Sources,
-            global_step: int) -> tuple[int, Any]:
+    def _vllm_generator(self, stage: RLStage, model: Any) -> Any:
+        """The run's vLLM engine, holding `model`'s weights. One engine serves every stage and
+        evaluation (a second one would need memory of its own); a stage that asks for other
+        engine settings replaces it."""
         from qwqrl.generation import make_generator
 
-        reference = reference_model(model, stage.trainer) if stage.algorithm.kl.beta > 0 else None
+        opts = stage.generation.vllm.model_dump()
+        if self._vllm is not None and opts == self._vllm_opts:
+            self._vllm.sync_weights(model)
+            return self._vllm
+        self._vllm = None  # released before the next one is built
+        gc.collect()
+        self._vllm = make_generator("vllm", model, self.tokenizer, seed=self.recipe.seed, **opts)
+        self._vllm_opts = opts
+        return self._vllm
+
+    def _rl(self, index: int, stage: RLStage, model: Any, sources: Sources,
+            global_step: int) -> tuple[int, Any]:
+        from qwqrl.progress import stage_progress
+
+        reference = reference_model(model, stage.trainer) if stage.algorithm.kl.beta > 0 else None  # before ZeRO
         policy = Learner(model, stage.trainer, total_steps=stage.trainer.max_steps)
-        critic = None
+        models = Models(policy, reference)
         if stage.algorithm.name == "ppo":
-            critic = Learner(self._critic_from(policy.module), stage.trainer,
-                             total_steps=stage.trainer.max_steps, lr=stage.algorithm.critic_lr)
-        gen = stage.generation
-        if gen.backend == "vllm":
-            generator = make_generator("vllm", policy.module, self.tokenizer,
-                                       tensor_parallel_size=gen.vllm.tensor_parallel_size,
-                                       gpu_memory_utilization=gen.vllm.gpu_memory_utilization,
-                                       enable_sleep_mode=gen.vllm.enable_sleep_mode,
-                                       max_model_len=gen.vllm.max_model_len, seed=self.recipe.seed)
-        else:
-            generator = make_generator("hf", policy.module, self.tokenizer, batch_size=gen.batch_size)
-        router = RewardRouter(stage.rewards, gen.max_new_tokens, sandbox_client=self.svc["sandbox"],
-                              reward_model=self.svc["reward_model"], think_opened=self.think_opened)
+            models.critic = Critic(Learner(self._critic_from(policy.module), stage.trainer,
+                                           total_steps=stage.trainer.max_steps,
+                                           lr=stage.algorithm.critic_lr), stage.algorithm)
+        router = RewardRouter.from_config(stage.rewards, stage.generation.max_new_tokens,
+                                          sandbox_client=self.svc["sandbox"],
+                                          reward_model=self.svc["reward_model"],
+                                          think_opened=self.think_opened)
         for records, _ in sources:
-            check_tasks(stage, router, records, where=f"stages[{index}] ({stage.name})")
-        sampler = MixtureSampler(sources, seed=self.recipe.seed + index)
-        trainer = RLTrainer(stage, index, policy, self.tokenizer, generator, router, sampler,
-                            self.dist, self.tracker, self.run_dir, self.progress, render=self.render,
-                            reference=reference, critic=critic, global_step=global_step)
+            router.check_tasks(records, where=f"stages[{index}] ({stage.name})")
+        collector = RolloutCollector(MixtureSampler(sources, seed=self.recipe.seed + index),
+                                     self._generator(stage, policy), router, self.render,
+                                     sampling_params(stage.generation), stage.algorithm, self.dist)
+        settings = UpdateSettings.for_stage(stage, self.tokenizer.pad_token_id, self.dist.device)
+        run = RunContext(self.run_dir, self.progress, self.tracker, self.dist)
+        trainer = RLTrainer(stage, index, models, collector, settings, run, global_step)
         latest = self.progress.latest(stage.name) if self.resume else None
         if latest is not None:
             trainer.resume(latest)
-        from qwqrl.progress import stage_progress
         with stage_progress(stage.name, stage.trainer.max_steps, trainer.step,
                             enabled=self.dist.is_main) as bar:
             trainer.train(progress_bar=bar)
         return trainer.global_step, policy
+
+    def _generator(self, stage: RLStage, policy: Learner) -> Any:
+        from qwqrl.generation import make_generator
+
+        if stage.generation.backend == "vllm":
+            return self._vllm_generator(stage, policy.module)
+        return make_generator("hf", policy.module, self.tokenizer, batch_size=stage.generation.batch_size)
 
     def _critic_from(self, policy: Any) -> Any:
         """A value model initialised from the policy's backbone (LoRA-free), with a fresh head."""
@@ -265,19 +288,27 @@ class Pipeline:
 
     def _eval_metrics(self, model: Any, stage: Any, metric: str | None = None) -> dict[str, float]:
         """Evaluate on the held-out sets; with `metric` (e.g. `pass_rate/math`), only its task's."""
+        suites = [s for s in self.eval_suites if metric is None or metric.startswith(s.suite.name + "/")]
         records = self.eval_records
         if metric is not None:
             task = metric.split("/")[-1]
-            records = [r for r in records if r["task"] == task] or records
+            records = [] if suites else [r for r in records if r["task"] == task] or records
         max_new = self.recipe.eval.max_new_tokens or (
             stage.generation.max_new_tokens if isinstance(stage, RLStage) else stage.max_length)
         module = model.module if isinstance(model, Learner) else model
-        return evaluate(module, self.tokenizer, records, self.recipe.eval, max_new,
-                        render=self.render, sandbox_client=self.svc["sandbox"],
-                        reward_model=self.svc["reward_model"], think_opened=self.think_opened)
+        vllm = isinstance(stage, RLStage) and stage.generation.backend == "vllm"
+        generator = self._vllm_generator(stage, module) if vllm else None
+        try:
+            return evaluate(module, self.tokenizer, records, self.recipe.eval, max_new,
+                            render=self.render, sandbox_client=self.svc["sandbox"],
+                            reward_model=self.svc["reward_model"], think_opened=self.think_opened,
+                            suites=suites, generator=generator)
+        finally:
+            if generator is not None:
+                generator.sleep()  # the learner's next update or build gets the memory back
 
     def _evaluate(self, model: Any, label: str, stage: Any) -> None:
-        if not self.eval_records:
+        if not self.eval_records and not self.eval_suites:
             return
         metrics = self._eval_metrics(model, stage)
         self.evals.append({"stage": label, "metrics": metrics})

@@ -3,11 +3,13 @@
 1. Records of any mix of tasks are read in blocks of `--batch-size` lines; each block is split by
    verifier (the record's `task` decides, see `qwqrl.verifiers.registry`) and each part scored
    in one batch call, so math spreads over every core and code over every sandbox replica.
+   `--reward NAME=package.module:function` (repeatable) judges the records of task NAME with your
+   own function instead: a batch verifier or a TRL reward function, as in a recipe's rewards.
 2. Every input line gives exactly one output line, in order: the input object plus `score`
    (in [0, 1], or null) and `detail`. A malformed line, an unknown task or a verifier failure
    gives `"score": null` and an `"error"`; the command goes on with the rest.
 3. Code records run on `$QWQRL_SANDBOX_URL` (comma-separated replicas) if set, else on a local
-   sandbox that is started at the first code record and stopped at the end.
+   sandbox that is started at the first code record and stopped at the end (`open_sandbox`).
 4. The output is written to a temporary file beside OUT and renamed over it at the end, so OUT
    is either complete or untouched. A table per task (count, mean score, errors) closes the run.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import os
 import tempfile
@@ -29,8 +32,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from qwqrl.errors import UserError
-from qwqrl.verifiers.base import Verdict
-from qwqrl.verifiers.registry import TASK_VERIFIERS, VERIFIERS, verify_batch
+from qwqrl.sandbox.isolation import add_allow_weak_argument, allow_weak_from_args
+from qwqrl.verifiers.registry import (TASK_VERIFIERS, BatchVerifier, as_batch_verifier,
+                                      batch_verifier, context_for, judge, load_function)
 
 INVALID = "(invalid)"
 
@@ -42,9 +46,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=256, help="lines scored per batch (256)")
     p.add_argument("--math-timeout", type=float, default=5.0,
                    help="wall-clock limit per math record, seconds (5)")
+    p.add_argument("--reward", action="append", default=[], metavar="NAME=MODULE:FUNCTION",
+                   help="judge records of task NAME with this function (a batch verifier "
+                        "fn(records) or a TRL reward fn(completions, **columns)); repeatable")
     p.add_argument("--no-think-opened", dest="think_opened", action="store_false",
                    help="the chat template did not open <think>: a completion without think "
                         "tags is judged whole (default: it is unfinished)")
+    add_allow_weak_argument(p)
     p.set_defaults(func=run)
 
 
@@ -73,8 +81,7 @@ class Summary:
 
 
 class SandboxProvider:
-    """The code sandbox client, created at the first code record: the replicas in
-    $QWQRL_SANDBOX_URL, else a LocalSandbox that lives until the command ends."""
+    """The code sandbox client, created when a verifier first needs one (`open_sandbox`)."""
 
     def __init__(self, stack: contextlib.ExitStack) -> None:
         self._stack = stack
@@ -82,16 +89,40 @@ class SandboxProvider:
 
     def client(self) -> Any:
         if self._client is None:
-            from qwqrl.sandbox.client import SandboxClient
+            from qwqrl.sandbox.local import open_sandbox
 
-            if os.environ.get("QWQRL_SANDBOX_URL"):
-                self._client = SandboxClient.from_env()
-            else:
-                from qwqrl.sandbox.local import LocalSandbox
-
-                sandbox = self._stack.enter_context(LocalSandbox())
-                self._client = SandboxClient([sandbox.url])
+            self._client = open_sandbox(self._stack)
         return self._client
+
+
+@dataclass
+class Judges:
+    """Who judges each task: (verifier name, batch function, options), and the shared context."""
+    by_task: dict[str, tuple[str, BatchVerifier, dict[str, Any]]]
+    think_opened: bool
+    sandbox: SandboxProvider
+
+    def kwargs(self, fn: BatchVerifier, options: dict[str, Any]) -> dict[str, Any]:
+        context: dict[str, Any] = {"think_opened": self.think_opened}
+        if "client" in inspect.signature(fn).parameters:
+            context["client"] = self.sandbox.client()
+        return {**context_for(fn, context), **options}
+
+
+def task_judges(args: argparse.Namespace) -> dict[str, tuple[str, BatchVerifier, dict[str, Any]]]:
+    """Built-in verifiers per task, then each `--reward NAME=module:function` for task NAME."""
+    options = {"math": {"timeout_s": args.math_timeout}}
+    judges = {task: (name, batch_verifier(name), options.get(name, {}))
+              for task, name in TASK_VERIFIERS.items()}
+    for item in args.reward:
+        name, sep, path = item.partition("=")
+        if not sep or not name:
+            raise UserError(f"score: --reward {item!r}: expected NAME=package.module:function")
+        try:
+            judges[name] = (name, as_batch_verifier(load_function(path), f"--reward {name}"), {})
+        except ValueError as e:
+            raise UserError(f"score: --reward {name}: {e}") from None
+    return judges
 
 
 def _parse(line: str, number: int) -> tuple[dict[str, Any] | None, str | None]:
@@ -117,8 +148,7 @@ def _blocks(path: Path, size: int) -> Iterator[list[tuple[int, str]]]:
         yield block
 
 
-def score_block(lines: list[tuple[int, str]], options: dict[str, dict[str, Any]],
-                sandbox: SandboxProvider) -> list[tuple[str, dict[str, Any]]]:
+def score_block(lines: list[tuple[int, str]], judges: Judges) -> list[tuple[str, dict[str, Any]]]:
     """(task, output object) for each line, in order."""
     outputs: list[tuple[str, dict[str, Any]]] = []
     groups: dict[str, list[int]] = defaultdict(list)
@@ -129,23 +159,15 @@ def score_block(lines: list[tuple[int, str]], options: dict[str, dict[str, Any]]
             continue
         task = obj.get("task")
         outputs.append((str(task), obj))
-        name = TASK_VERIFIERS.get(task) if isinstance(task, str) else None
-        if name is None:
-            obj.update(score=None, detail={}, error=f"unknown task {task!r}; known: "
-                                                    f"{', '.join(sorted(TASK_VERIFIERS))}")
-        elif name not in VERIFIERS:
-            obj.update(score=None, detail={}, error=f"verifier {name!r} is not available")
+        if isinstance(task, str) and task in judges.by_task:
+            groups[task].append(len(outputs) - 1)
         else:
-            groups[name].append(len(outputs) - 1)
-    for name, indices in groups.items():
+            obj.update(score=None, detail={}, error=f"unknown task {task!r}; known: "
+                                                    f"{', '.join(sorted(judges.by_task))}")
+    for task, indices in groups.items():
+        name, fn, options = judges.by_task[task]
         records = [outputs[i][1] for i in indices]
-        try:
-            extra = {"client": sandbox.client()} if name == "code" else {}
-            verdicts = verify_batch(name, records, **options.get(name, {}), **extra)
-            if len(verdicts) != len(records):
-                raise RuntimeError(f"{len(verdicts)} verdicts for {len(records)} records")
-        except Exception as e:  # noqa: BLE001 -- a verifier failure nulls its records, never the run
-            verdicts = [Verdict(None, {"verifier": name}, f"{type(e).__name__}: {e}")] * len(records)
+        verdicts = judge(name, fn, records, **judges.kwargs(fn, options))
         for record, v in zip(records, verdicts):
             record.pop("error", None)
             record.update(score=v.score, detail=v.detail)
@@ -170,10 +192,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"score: output folder {dst.parent} does not exist")
     if args.batch_size < 1:
         raise UserError(f"score: --batch-size must be at least 1, got {args.batch_size}")
-    options = {"math": {"timeout_s": args.math_timeout, "think_opened": args.think_opened},
-               "code": {"think_opened": args.think_opened},
-               "ifeval": {"think_opened": args.think_opened},
-               "general": {"think_opened": args.think_opened}}
+    allow_weak_from_args(args)
+    by_task = task_judges(args)
     total = _count_lines(src)
     console = Console(stderr=True)
     summary = Summary()
@@ -183,9 +203,9 @@ def run(args: argparse.Namespace) -> int:
                 Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
                          TimeRemainingColumn(), console=console) as progress:
             bar = progress.add_task("score", total=total)
-            sandbox = SandboxProvider(stack)
+            judges = Judges(by_task, args.think_opened, SandboxProvider(stack))
             for block in _blocks(src, args.batch_size):
-                for task, obj in score_block(block, options, sandbox):
+                for task, obj in score_block(block, judges):
                     out.write(json.dumps(obj, ensure_ascii=False) + "\n")
                     summary.add(task, obj)
                 progress.advance(bar, len(block))

@@ -37,6 +37,11 @@ def se_result(error: str) -> dict:
     return {"passed": 0, "total": 0, "reward": None, "status": "SE", "cases": [], "error": error}
 
 
+def env_urls() -> list[str]:
+    """The replicas listed in $QWQRL_SANDBOX_URL (comma-separated), or none."""
+    return [u.strip() for u in os.environ.get("QWQRL_SANDBOX_URL", "").split(",") if u.strip()]
+
+
 class SandboxClient:
     def __init__(self, urls: list[str], timeout_s: float = 300.0, max_retries: int = 4) -> None:
         if not urls:
@@ -49,7 +54,7 @@ class SandboxClient:
     @classmethod
     def from_env(cls, **kwargs: float) -> SandboxClient:
         """Replicas from $QWQRL_SANDBOX_URL (comma-separated)."""
-        urls = [u.strip() for u in os.environ.get("QWQRL_SANDBOX_URL", "").split(",") if u.strip()]
+        urls = env_urls()
         if not urls:
             raise ValueError("QWQRL_SANDBOX_URL is not set (expected comma-separated sandbox URLs)")
         return cls(urls, **kwargs)

@@ -3,6 +3,8 @@
 Used by `qwqrl score` and the training pipeline when $QWQRL_SANDBOX_URL is not set, and by the
 tests. It starts `python -m qwqrl.sandbox.server` on a free 127.0.0.1 port, waits for /healthz,
 and on exit stops exactly the process it started (and that process's children), by PID.
+Where the machine offers only weak isolation the server refuses to start and this raises
+IsolationTooWeak, unless `allow_weak_isolation=True` or $QWQRL_ALLOW_WEAK_SANDBOX=1.
 """
 from __future__ import annotations
 
@@ -14,10 +16,16 @@ import subprocess
 import sys
 import time
 
+from collections.abc import Sequence
+
 import httpx
 import psutil
 
+from qwqrl.sandbox.client import SandboxClient, env_urls
+from qwqrl.sandbox.isolation import ALLOW_WEAK_FLAG, IsolationTooWeak, weak_refusal
+
 START_TIMEOUT_S = 60.0
+REFUSED_EXIT = 4  # the server's exit status when it refuses weak isolation (the server imports it)
 STOP_TIMEOUT_S = 10.0
 
 
@@ -29,9 +37,9 @@ def free_port() -> int:
 
 class LocalSandbox:
     def __init__(self, workers: int | None = None, extra_args: list[str] | None = None,
-                 log_path: str | None = None) -> None:
+                 log_path: str | None = None, allow_weak_isolation: bool = False) -> None:
         self.workers = workers or os.cpu_count() or 1
-        self.extra_args = list(extra_args or [])
+        self.extra_args = list(extra_args or []) + ([ALLOW_WEAK_FLAG] if allow_weak_isolation else [])
         self.log_path = log_path
         self.port = 0
         self.url = ""
@@ -61,6 +69,8 @@ class LocalSandbox:
             if self.proc.poll() is not None:
                 code = self.proc.returncode
                 self.proc = None
+                if code == REFUSED_EXIT:
+                    raise IsolationTooWeak(weak_refusal())
                 raise RuntimeError(f"sandbox server exited during start-up (code {code})")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.url}/healthz", timeout=1.0, trust_env=False).status_code == 200:
@@ -97,3 +107,12 @@ def _die_with_parent() -> None:
     PR_SET_PDEATHSIG = 1
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def open_sandbox(stack: contextlib.ExitStack, urls: Sequence[str] = ()) -> SandboxClient:
+    """A client for `urls`, else for the replicas in $QWQRL_SANDBOX_URL, else for a local server
+    that `stack` stops when it closes. Every command that judges code gets its sandbox here."""
+    urls = list(urls) or env_urls()
+    if not urls:
+        urls = [stack.enter_context(LocalSandbox()).url]
+    return SandboxClient(urls)

@@ -3,14 +3,18 @@
 The program is the last fenced code block after the last `</think>` (```python, ```cpp or a bare
 ```), in the record's `language` (default python). The score is the sandbox's reward (the
 fraction of test cases passed, as the sandbox defines it); `detail` carries `status`, `passed`
-and `total`. Two outcomes are never a wrong answer:
+and `total`. With `all_or_nothing` the request asks the sandbox for it (`all_or_nothing`, and
+`stop_on_first_fail`: once a test fails the rest cannot change a 0), so the score is 1 or 0.
+`timeout_s` is the per-test CPU limit (`limits.time_s`) of records that set no `limits`.
+Two outcomes are never a wrong answer:
 - no code block: score 0, status NO_CODE (an unfinished completion is NO_CODE too, with
   `reason: unfinished`);
 - SE (sandbox error; the client returns it, never raises, once its retries on other replicas
   are spent) or a record whose tests are malformed: score None with the error, so the trainer
   masks the sample instead of learning from an outage.
 
-Sandbox: pass `client=` (a `qwqrl.sandbox.client.SandboxClient`), or set $QWQRL_SANDBOX_URL.
+Sandbox: pass `client=` (a `qwqrl.sandbox.client.SandboxClient`), or `urls=`, or set
+$QWQRL_SANDBOX_URL.
 """
 from __future__ import annotations
 
@@ -44,11 +48,21 @@ def _from_result(result: Mapping[str, Any]) -> Verdict:
     return _verdict(float(result["reward"]), status, passed, total)
 
 
-def _requests(records: Sequence[Mapping[str, Any]], think_opened: bool,
-              ) -> tuple[list[Verdict | None], list[tuple[int, dict]]]:
-    """Verdicts settled without running anything, and the sandbox requests for the rest."""
+def _request(record: Mapping[str, Any], program: str, all_or_nothing: bool,
+             timeout_s: float | None) -> dict:
     from qwqrl.sandbox.requests import request_from_record
 
+    if timeout_s is not None and not record.get("limits"):  # limits inside `tests` still win
+        record = {**record, "limits": {"time_s": timeout_s}}
+    request = request_from_record(record, program)
+    if all_or_nothing:
+        request.update(all_or_nothing=True, stop_on_first_fail=True)
+    return request
+
+
+def _requests(records: Sequence[Mapping[str, Any]], think_opened: bool, all_or_nothing: bool,
+              timeout_s: float | None) -> tuple[list[Verdict | None], list[tuple[int, dict]]]:
+    """Verdicts settled without running anything, and the sandbox requests for the rest."""
     verdicts: list[Verdict | None] = []
     requests: list[tuple[int, dict]] = []
     for i, record in enumerate(records):
@@ -63,7 +77,7 @@ def _requests(records: Sequence[Mapping[str, Any]], think_opened: bool,
                 verdict = _verdict(0.0, "NO_CODE", **extra)
             else:
                 try:
-                    requests.append((i, request_from_record(record, program)))
+                    requests.append((i, _request(record, program, all_or_nothing, timeout_s)))
                 except (KeyError, TypeError, ValueError) as e:  # bad tests in the record
                     verdict = _verdict(None, "SE", error=f"cannot build the request: {e}")
         verdicts.append(verdict)
@@ -77,25 +91,28 @@ def _merge(verdicts: list[Verdict | None], requests: list[tuple[int, dict]],
     return verdicts  # type: ignore[return-value]  # every slot is filled
 
 
-def _client(client: Any) -> Any:
+def _client(client: Any, urls: Sequence[str]) -> Any:
     if client is not None:
         return client
     from qwqrl.sandbox.client import SandboxClient
 
-    return SandboxClient.from_env()
+    return SandboxClient(list(urls)) if urls else SandboxClient.from_env()
 
 
 def verify_batch(records: Sequence[Mapping[str, Any]], *, client: Any = None,
-                 think_opened: bool = True) -> list[Verdict]:
-    verdicts, requests = _requests(records, think_opened)
-    results = _client(client).evaluate_many([r for _, r in requests]) if requests else []
+                 think_opened: bool = True, all_or_nothing: bool = False,
+                 timeout_s: float | None = None, urls: Sequence[str] = ()) -> list[Verdict]:
+    verdicts, requests = _requests(records, think_opened, all_or_nothing, timeout_s)
+    results = _client(client, urls).evaluate_many([r for _, r in requests]) if requests else []
     return _merge(verdicts, requests, results)
 
 
 async def averify_batch(records: Sequence[Mapping[str, Any]], *, client: Any = None,
-                        think_opened: bool = True) -> list[Verdict]:
-    verdicts, requests = _requests(records, think_opened)
-    results = await _client(client).evaluate_batch([r for _, r in requests]) if requests else []
+                        think_opened: bool = True, all_or_nothing: bool = False,
+                        timeout_s: float | None = None, urls: Sequence[str] = ()) -> list[Verdict]:
+    verdicts, requests = _requests(records, think_opened, all_or_nothing, timeout_s)
+    results = (await _client(client, urls).evaluate_batch([r for _, r in requests])
+               if requests else [])
     return _merge(verdicts, requests, results)
 
 

@@ -52,8 +52,10 @@ def verify(record: Mapping[str, Any], *, think_opened: bool = True, min_answer_c
     return Verdict(float(reason is None), detail)
 
 
-def verify_batch(records: Sequence[Mapping[str, Any]], **options: Any) -> list[Verdict]:
-    return [verify(r, **options) for r in records]
+def verify_batch(records: Sequence[Mapping[str, Any]], *, think_opened: bool = True,
+                 min_answer_chars: int = 1) -> list[Verdict]:
+    return [verify(r, think_opened=think_opened, min_answer_chars=min_answer_chars)
+            for r in records]
 
 
 format_reward = reward_function(verify_batch, "format_reward")

@@ -59,8 +59,14 @@ def verify(record: Mapping[str, Any], *, max_len: int = DEFAULT_MAX_LEN,
     return Verdict(soft_overlong_penalty(length, max_len, buffer), detail)
 
 
-def verify_batch(records: Sequence[Mapping[str, Any]], **options: Any) -> list[Verdict]:
-    return [verify(r, **options) for r in records]
+def verify_batch(records: Sequence[Mapping[str, Any]], *, max_length: int | None = None,
+                 buffer: int = DEFAULT_BUFFER, chars_per_token: float = 4.0,
+                 max_new_tokens: int | None = None) -> list[Verdict]:
+    """The registry's `overlong` term: the limit is `max_length`, else the stage's
+    `max_new_tokens` (where generation cuts), else DAPO's 20,480; the buffer is at most the limit."""
+    limit = max_length or max_new_tokens or DEFAULT_MAX_LEN
+    return [verify(r, max_len=limit, buffer=min(buffer, limit), chars_per_token=chars_per_token)
+            for r in records]
 
 
 overlong_reward = reward_function(verify_batch, "overlong_reward")

@@ -267,20 +267,28 @@ def make_rm_reward(scorer: _Scoring) -> RewardFunction:
 
 
 @functools.lru_cache(maxsize=4)
-def open_reward_model(where: str, normalize: Normalize = "sigmoid",
-                      think_opened: bool = True) -> _Scoring:
+def open_reward_model(where: str, normalize: Normalize = "sigmoid", think_opened: bool = True,
+                      device: str = "cpu", batch_size: int = 16) -> _Scoring:
     """A scorer for a `qwqrl rm serve` URL (http:// or https://) or an RM folder, cached per
     argument so repeated batches reuse one loaded model (a server applies its own think_opened)."""
     if where.startswith(("http://", "https://")):
         return RemoteRewardModel(where, normalize=normalize)
-    return RewardModelScorer(where, normalize=normalize, think_opened=think_opened)
+    return RewardModelScorer(where, device=device, batch_size=batch_size, normalize=normalize,
+                             think_opened=think_opened)
 
 
-def verify_batch(records: Sequence[dict[str, Any]], reward_model: str | None = None,
-                 normalize: Normalize = "sigmoid", think_opened: bool = True) -> list[Verdict]:
-    """The registry's `general` verifier: `reward_model` (else $QWQRL_REWARD_MODEL) is an RM
-    folder or a `qwqrl rm serve` URL."""
-    where = reward_model or os.environ.get(REWARD_MODEL_ENV)
+def verify_batch(records: Sequence[dict[str, Any]], *, scorer: _Scoring | None = None,
+                 path: str | None = None, url: str | None = None,
+                 reward_model: str | None = None, device: str | None = None,
+                 batch_size: int = 16, normalize: Normalize = "sigmoid",
+                 think_opened: bool = True) -> list[Verdict]:
+    """The registry's `general` verifier. `scorer` is a live RM (the trainer builds one per
+    run from the same options); without it the RM is `url`, `path` or `reward_model` (a folder
+    or a `qwqrl rm serve` URL), else $QWQRL_REWARD_MODEL, opened once and cached."""
+    if scorer is not None:
+        return scorer.verify_batch(records)
+    where = url or path or reward_model or os.environ.get(REWARD_MODEL_ENV)
     if not where:
-        raise ValueError(f"no reward model: pass reward_model= or set ${REWARD_MODEL_ENV}")
-    return open_reward_model(where, normalize, think_opened).verify_batch(records)
+        raise ValueError(f"no reward model: pass path=, url= or set ${REWARD_MODEL_ENV}")
+    return open_reward_model(where, normalize, think_opened, device or "cpu",
+                             batch_size).verify_batch(records)

@@ -3,7 +3,7 @@
 Shapes: B sequences, T completion tokens (right-padded), G completions per prompt, B = N * G with
 each prompt's group contiguous. Rewards are (B,) float with NaN for masked samples (reward None);
 see `advantages` for that convention. One concept per module:
-  masked              masked_mean / masked_var / masked_whiten
+  masked              masked_mean / masked_sum / masked_var
   logprobs            selective_log_softmax, entropy_from_logits, chunked_token_logprobs (LM head
                       in token chunks)
   advantages          GRPO (group / batch / no std), RLOO, GAE for PPO
@@ -19,11 +19,11 @@ from qwqrl.algorithms.advantages import (GroupScale, gae_advantages, grpo_advant
                                          rloo_advantages, valid_rewards)
 from qwqrl.algorithms.aggregation import LossAgg, aggregate_loss
 from qwqrl.algorithms.batch_filters import (DynamicSamplingDecision, dynamic_sampling, loss_mask,
-                                            nonzero_variance_mask, rewards_tensor)
+                                            rewards_tensor)
 from qwqrl.algorithms.importance_sampling import truncated_is_weights
 from qwqrl.algorithms.kl import KLEstimator, kl_penalized_token_rewards, kl_penalty
 from qwqrl.algorithms.logprobs import chunked_token_logprobs, entropy_from_logits, selective_log_softmax
-from qwqrl.algorithms.masked import masked_mean, masked_sum, masked_var, masked_whiten
+from qwqrl.algorithms.masked import masked_mean, masked_sum, masked_var
 from qwqrl.algorithms.policy_loss import clipped_policy_loss
 from qwqrl.algorithms.value_loss import clipped_value_loss
 
@@ -31,6 +31,6 @@ __all__ = [
     "DynamicSamplingDecision", "GroupScale", "chunked_token_logprobs", "KLEstimator", "LossAgg", "aggregate_loss", "clipped_policy_loss",
     "clipped_value_loss", "dynamic_sampling", "entropy_from_logits", "gae_advantages", "grpo_advantages",
     "kl_penalized_token_rewards", "kl_penalty", "loss_mask", "masked_mean", "masked_sum", "masked_var",
-    "masked_whiten", "nonzero_variance_mask", "outcome_token_rewards", "rewards_tensor", "rloo_advantages",
+    "outcome_token_rewards", "rewards_tensor", "rloo_advantages",
     "selective_log_softmax", "truncated_is_weights", "valid_rewards",
 ]

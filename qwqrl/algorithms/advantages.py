@@ -110,7 +110,7 @@ def gae_advantages(token_rewards: torch.Tensor, values: torch.Tensor, mask: torc
     tokens. delta_t = r_t + gamma * V_{t+1} - V_t and A_t = delta_t + gamma * lam * A_{t+1}, where
     t+1 is the next *unmasked* token (masked ones are skipped, so the recursion also works with
     holes such as tool-output tokens) and V = A = 0 after the last one. returns = A + V are the
-    value-function targets. PPO usually whitens the result: `masked_whiten(advantages, mask)`.
+    value-function targets. PPO whitens the result over the batch (`qwqrl.critic`).
     """
     mask = mask.bool()
     next_value = torch.zeros_like(values[:, 0])

@@ -5,7 +5,8 @@
   - Zero-variance groups: if every completion of a prompt gets the same reward, the group-relative
     advantage is 0 and the group only dilutes the batch (DAPO, Yu et al. 2025, §3.2).
   - Dynamic sampling (DAPO §3.2): keep sampling prompts until the batch holds enough groups with
-    reward spread, then drop the surplus.
+    reward spread, then drop the surplus. `dynamic_sampling` decides both: a group is kept only
+    if it has spread (`qwqrl.rollouts` applies it, with or without extra rounds).
   - Overlong filtering (DAPO §3.4): a completion cut off at the length limit has no real outcome;
     mask its tokens out of the loss instead of punishing a possibly-correct chain of thought.
 """
@@ -15,29 +16,11 @@ from typing import NamedTuple
 
 import torch
 
-from qwqrl.algorithms.advantages import valid_rewards
-
 
 def rewards_tensor(rewards: Sequence[float | None], device: torch.device | str | None = None) -> torch.Tensor:
     """Python rewards (B,) with None for masked samples -> float32 tensor (B,) with NaN for None."""
     return torch.tensor([float("nan") if r is None else float(r) for r in rewards], dtype=torch.float32,
                         device=device)
-
-
-def nonzero_variance_mask(rewards: torch.Tensor, group_size: int, valid: torch.Tensor | None = None,
-                          atol: float = 0.0) -> torch.Tensor:
-    """Keep mask (B,) bool: True for sequences whose group's valid rewards differ by more than atol.
-
-    rewards: (B,) with B = N * G (groups contiguous, NaN = masked); valid: (B,) bool or None.
-    A group with fewer than two valid rewards has no spread and is dropped. Masked samples of a
-    kept group stay True here; `loss_mask` removes them from the loss.
-    """
-    rewards, is_valid = valid_rewards(rewards, valid)
-    r, m = rewards.view(-1, group_size), is_valid.view(-1, group_size)
-    high = torch.where(m, r, -torch.inf).max(-1).values
-    low = torch.where(m, r, torch.inf).min(-1).values
-    keep = (m.sum(-1) >= 2) & (high - low > atol)
-    return keep.repeat_interleave(group_size)
 
 
 class DynamicSamplingDecision(NamedTuple):

@@ -33,16 +33,3 @@ def masked_var(values: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) 
     count = masked_sum(torch.ones_like(values), mask)
     sum_sq = masked_sum((values - mean) ** 2, mask)
     return sum_sq / (count - 1.0 if unbiased else count).clamp(min=1.0)
-
-
-def masked_whiten(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True,
-                  eps: float = 1e-8) -> torch.Tensor:
-    """Normalise `values` to unit variance (and zero mean if `shift_mean`) over the masked entries.
-
-    values, mask: (B, T) or any shape -> same shape. Statistics use masked entries only; masked-out
-    entries are transformed too (the caller's mask keeps them out of any loss). PPO applies this to
-    GAE advantages; with `shift_mean=False` the mean is added back, as for reward whitening.
-    """
-    mean = masked_mean(values, mask)
-    whitened = (values - mean) * torch.rsqrt(masked_var(values, mask) + eps)
-    return whitened if shift_mean else whitened + mean

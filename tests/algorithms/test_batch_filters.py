@@ -3,7 +3,8 @@ import math
 import torch
 
 from qwqrl.algorithms import (DynamicSamplingDecision, clipped_policy_loss, dynamic_sampling, grpo_advantages,
-                              loss_mask, nonzero_variance_mask, rewards_tensor)
+                              loss_mask, rewards_tensor)
+from qwqrl.rollouts import informative_groups
 
 NAN = math.nan
 
@@ -13,17 +14,12 @@ def test_rewards_tensor_none_is_nan():
     assert r.dtype == torch.float32 and r[0] == 1 and math.isnan(r[1]) and r[2] == 0
 
 
-def test_nonzero_variance_mask():
+def test_informative_groups_are_what_dynamic_sampling_keeps_from_a_reward_tensor():
     rewards = torch.tensor([1.0, 0, 0, 1,       # spread: keep
                             1, 1, 1, 1,         # all equal: drop
                             1, NAN, NAN, NAN,   # one valid reward: drop
                             0, NAN, 1, 0])      # spread among the valid ones: keep
-    expected = [True] * 4 + [False] * 8 + [True] * 4
-    assert nonzero_variance_mask(rewards, 4).tolist() == expected
-    # atol: a spread of 0.05 counts as none
-    assert nonzero_variance_mask(torch.tensor([0.5, 0.55]), 2, atol=0.1).tolist() == [False, False]
-    # the explicit valid mask counts like NaN
-    assert nonzero_variance_mask(torch.tensor([1.0, 0]), 2, valid=torch.tensor([True, False])).tolist() == [False, False]
+    assert informative_groups(rewards, 4) == [0, 3]
 
 
 def test_dynamic_sampling():

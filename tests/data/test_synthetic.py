@@ -13,6 +13,9 @@ from qwqrl.data import load_source
 from qwqrl.data.synthetic import (GENERATORS, IFEVAL_WRITERS, addition_trace, arithmetic, code,
                                   code_tasks, ifeval_reference, subtraction_trace, word_problems)
 from qwqrl.errors import UserError
+from qwqrl.verifiers import math as math_verifier
+from qwqrl.verifiers.ifeval import verifier as ifeval_verifier
+from qwqrl.verifiers.registry import verify_batch
 
 BOXED = re.compile(r"\\boxed\{([^}]*)\}")
 
@@ -132,15 +135,11 @@ def test_ifeval_reference_follows_the_instructions_it_knows():
 
 
 def test_general_delegates_to_the_reward_model_pairs():
-    pytest.importorskip("qwqrl.rm.synthetic")
     records = load_source(DataSource(synthetic="general", options={"n": 20, "seed": 0}), Path("."))
     assert all(r["task"] == "general" and answer_part(r["completion"]) for r in records)
 
 
 def test_ifeval_delegates_to_the_verifier_generator():
-    pytest.importorskip("qwqrl.verifiers.ifeval.synthetic")
-    from qwqrl.verifiers.registry import verify_batch
-
     records = load_source(DataSource(synthetic="ifeval", options={"n": 40, "seed": 0}), Path("."))
     assert all(r["task"] == "ifeval" for r in records)
     referenced = [r for r in records if "completion" in r]
@@ -165,7 +164,6 @@ IFEVAL_CONFLICTS = ({"combination:repeat_prompt", "startend:quotation"},
 
 def test_ifeval_references_pass_the_ifeval_verifier():
     """Every compatible combination of up to three instructions earns the full score."""
-    verifier = pytest.importorskip("qwqrl.verifiers.ifeval.verifier")
     assert set(IFEVAL_KWARGS) == set(IFEVAL_WRITERS)
     for k in (1, 2, 3):
         for ids in itertools.combinations(IFEVAL_KWARGS, k):
@@ -174,18 +172,16 @@ def test_ifeval_references_pass_the_ifeval_verifier():
             record = {"task": "ifeval", "prompt": "Write about tea.", "instruction_id_list": list(ids),
                       "kwargs": [IFEVAL_KWARGS[i] for i in ids]}
             completion = ifeval_reference(record)
-            assert verifier.verify(record, completion).score == 1.0, completion
+            assert ifeval_verifier.verify(record, completion).score == 1.0, completion
 
 
 def test_math_references_pass_the_math_verifier():
-    math_verifier = pytest.importorskip("qwqrl.verifiers.math")
     records = arithmetic(20, 0) + word_problems(20, 0)
     assert [v.score for v in math_verifier.verify_batch(records)] == [1.0] * 40
 
 
 def test_ifeval_keeps_only_references_the_verifier_accepts(monkeypatch):
     """The delegation itself, with a stand-in for the verifier's record generator."""
-    pytest.importorskip("qwqrl.verifiers.ifeval.verifier")
     sets = [(["change_case:english_lowercase"], [{}]),
             (["combination:repeat_prompt", "startend:quotation"], [{"prompt_to_repeat": "Hi."}, {}]),
             (["detectable_format:json_format"], [{}])]

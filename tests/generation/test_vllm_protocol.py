@@ -1,8 +1,12 @@
-"""VLLMGenerator's own logic on CPU, against a stand-in `vllm` module that records calls: how
-requests are built, how outputs become rollouts, and the sleep -> sync -> wake order. (Whether
-the real vLLM honours these calls is test_vllm.py's job, on a GPU.)"""
+"""VLLMGenerator's own logic, against a stand-in `vllm` module that records calls: how requests
+are built, how outputs become rollouts, how the engine is built from a learner, and the sleep ->
+sync -> wake order, which the real engine can only show on a GPU (vLLM has no sleep mode on CPU).
+Whether the real vLLM honours these calls is test_vllm.py's job (`make test-vllm`)."""
+import contextlib
+import json
 import sys
 import types
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -18,9 +22,18 @@ class FakeLLM:
 
     def __init__(self, **kwargs):
         self.kwargs, self.calls, self.loaded = kwargs, [], []
-        runner = SimpleNamespace(model=SimpleNamespace(load_weights=self.loaded.extend))
-        self.llm_engine = SimpleNamespace(model_executor=SimpleNamespace(
-            driver_worker=SimpleNamespace(model_runner=runner)))
+        self.config = json.loads((Path(kwargs["model"]) / "config.json").read_text()) \
+            if kwargs.get("load_format") == "dummy" else {}
+        hf_config = SimpleNamespace(tie_word_embeddings=self.config.get("tie_word_embeddings", True))
+        self.llm_engine = SimpleNamespace(model_config=SimpleNamespace(hf_config=hf_config))
+        self.worker = SimpleNamespace(vllm_config=None, reload_weights=self._reload)
+
+    def _reload(self, weights_iterator):
+        self.loaded.extend(weights_iterator)
+
+    def collective_rpc(self, method, args=()):
+        self.calls.append(("reload_weights",))
+        method(self.worker, *args)
 
     def generate(self, prompts, params, use_tqdm):
         self.calls.append(("generate", len(prompts)))
@@ -44,6 +57,7 @@ class FakeLLM:
 
     def reset_prefix_cache(self):
         self.calls.append(("reset_prefix_cache",))
+        return True
 
 
 @pytest.fixture
@@ -52,7 +66,10 @@ def fake_vllm(monkeypatch):
     module.LLM = FakeLLM
     module.SamplingParams = lambda **kw: SimpleNamespace(**kw)
     monkeypatch.setitem(sys.modules, "vllm", module)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setitem(sys.modules, "vllm.config", SimpleNamespace(
+        set_current_vllm_config=lambda config: contextlib.nullcontext()))
+    monkeypatch.setitem(sys.modules, "vllm.platforms", SimpleNamespace(
+        current_platform=SimpleNamespace(is_sleep_mode_available=lambda: True)))  # as on CUDA
     # set here so that the generator's setdefault leaves them, and monkeypatch restores them
     for key, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0",
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29555"}.items():
@@ -81,10 +98,38 @@ def test_sleep_sync_wake_order(fake_vllm, tok, prompts):
     gen.sleep()
     gen.sync_weights(build_model(tok))
     gen.generate(prompts, n=1, sampling=SamplingParams(max_new_tokens=4))
-    assert gen.llm.calls == [("sleep", 1), ("wake_up", ("weights",)), ("reset_prefix_cache",),
-                             ("wake_up", ("kv_cache",)), ("generate", 2)]
+    assert gen.llm.calls == [("sleep", 1), ("wake_up", ("weights",)), ("reload_weights",),
+                             ("reset_prefix_cache",), ("wake_up", ("kv_cache",)), ("generate", 2)]
+
+
+def test_one_streamed_push_of_private_copies_with_the_tied_head(fake_vllm, tok):
+    model = build_model(tok)
+    gen = VLLMGenerator("ckpt", tok)
+    gen.sync_weights(model)
+    assert gen.llm.calls.count(("reload_weights",)) == 1
     names = [name for name, _ in gen.llm.loaded]
-    assert names == [name for name, _ in build_model(tok).named_parameters()]
+    expected = [name for name, _ in model.named_parameters()]
+    at = expected.index("model.embed_tokens.weight") + 1
+    assert names == expected[:at] + ["lm_head.weight"] + expected[at:]
+    params = dict(model.named_parameters())
+    for name, tensor in gen.llm.loaded:  # vLLM holds them until a layer is complete: copies
+        source = params["model.embed_tokens.weight" if name == "lm_head.weight" else name]
+        assert torch.equal(tensor, source) and tensor.data_ptr() != source.data_ptr()
+
+
+def test_engine_built_from_the_learner(fake_vllm, tok):
+    """The engine gets the learner's config as it is in memory (architecture, rope scaling),
+    placeholder weights, the learner's dtype, and the learner's weights at once."""
+    model = build_model(tok).to(torch.bfloat16)
+    model.config.rope_scaling = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 256}
+    gen = VLLMGenerator(model, tok)
+    assert gen.llm.kwargs["load_format"] == "dummy" and gen.llm.kwargs["dtype"] == "bfloat16"
+    config = gen.llm.config
+    assert config["architectures"] == ["Qwen2ForCausalLM"]
+    assert config["hidden_size"] == model.config.hidden_size
+    assert "yarn" in json.dumps(config) and model.config.architectures is None  # the learner's is untouched
+    assert gen.llm.calls == [("reload_weights",), ("reset_prefix_cache",)]
+    assert Path(gen.llm.kwargs["model"], "tokenizer_config.json").exists()
 
 
 def test_level_2_refuses_stale_weights(fake_vllm, tok, prompts):

@@ -1,7 +1,6 @@
 """`qwqrl rm serve` as a real uvicorn process on loopback, read through RemoteRewardModel."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -10,17 +9,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from qwqrl.sandbox.local import free_port
 from qwqrl.verifiers.reward_model import RemoteRewardModel, RewardModelScorer
 
 PROMPTS = ["Describe the cat.", [{"role": "user", "content": "Tell me about tea."}], "Hi", "Rain?"]
 COMPLETIONS = ["ok\n</think>\n\nThe cat is soft.", "hm</think>Tea is warm and kind to people.",
                "never closed", "x</think>" + "rain " * 40]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -1,24 +1,27 @@
-"""Worker for test_distributed: two RL updates on one fixed batch, for ZeRO 0, 2 and 3.
+"""Worker for test_distributed, run under torchrun.
 
-Run under torchrun; each rank takes its share of the batch's groups; rank 0 saves the full
-weights after the updates to OUT/zero{stage}_world{world}.pt.
+1. Two RL updates on one fixed batch, for ZeRO 0, 2 and 3: each rank takes its share of the
+   batch's groups; rank 0 saves the full weights after the updates to OUT/zero{stage}_world{world}.pt.
+2. One step's rollouts: `trainer.batch_size` is global, so the ranks together generate
+   batch_size x num_generations samples; rank 0 writes the total to OUT/rollouts_world{world}.json.
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import torch
 
-from qwqrl.checkpoint import Progress
 from qwqrl.config import RLStage
 from qwqrl.data.mixture import MixtureSampler
-from qwqrl.distributed import init_distributed
+from qwqrl.distributed import Dist, init_distributed
 from qwqrl.generation import Rollout
 from qwqrl.generation.hf import HFGenerator
 from qwqrl.learner import Learner
+from qwqrl.policy_update import UpdateSettings, policy_update
 from qwqrl.rewards import RewardRouter
-from qwqrl.rl_trainer import Batch, RLTrainer
+from qwqrl.rollouts import Batch, RolloutCollector, sampling_params
 from qwqrl.tiny import build_model, build_tokenizer
 from tests.trainer.conftest import SMALL
 
@@ -38,26 +41,48 @@ def fixed_batch(rank: int, world: int) -> Batch:
     return full.take(mine)
 
 
-def main(out: Path) -> None:
-    dist = init_distributed()
+def stage(zero: int = 0, **algorithm) -> RLStage:
+    return RLStage.model_validate({
+        "name": "dp", "kind": "rl", "data": {"train": [{"synthetic": "arithmetic"}]},
+        "rewards": {"format": {}}, "algorithm": {"num_generations": G, **algorithm},
+        "generation": {"max_new_tokens": 4},
+        "trainer": {"lr": 1e-2, "zero_stage": zero, "micro_batch_size": 4, "max_steps": 2,
+                    "batch_size": 2 * GROUPS}})
+
+
+def updates(dist: Dist, out: Path) -> None:
     tok = build_tokenizer()
     for zero in (0, 2, 3):
-        stage = RLStage.model_validate({
-            "name": "dp", "kind": "rl", "data": {"train": [{"synthetic": "arithmetic"}]},
-            "rewards": {"ifeval": {}}, "algorithm": {"num_generations": G},
-            "trainer": {"lr": 1e-2, "zero_stage": zero, "micro_batch_size": 4, "max_steps": 2}})
-        learner = Learner(build_model(tok, seed=0, **SMALL), stage.trainer, total_steps=2)
-        trainer = RLTrainer(stage, 0, learner, tok, HFGenerator(learner.module, tok),
-                            RewardRouter(stage.rewards, 8), MixtureSampler([([{}], 1.0)], 0), dist,
-                            tracker=None, run_dir=out, progress=Progress(out), render=str)
+        rl = stage(zero)
+        learner = Learner(build_model(tok, seed=0, **SMALL), rl.trainer, total_steps=2)
+        settings = UpdateSettings.for_stage(rl, tok.pad_token_id, dist.device)
         batch = fixed_batch(dist.rank, dist.world_size)
         for _ in range(2):
-            trainer.update(batch)
+            policy_update(learner, batch, settings)
         with learner.full_weights() as module:
             state = {k: v.detach().clone() for k, v in module.state_dict().items()}
         if dist.is_main:
             torch.save(state, out / f"zero{zero}_world{dist.world_size}.pt")
 
 
+def rollouts(dist: Dist, out: Path) -> None:
+    tok = build_tokenizer()
+    rl = stage(filter_zero_std=False)
+    prompts = [{"task": "math", "prompt": f"{i} + {i} =", "answer": str(2 * i)} for i in range(32)]
+    collector = RolloutCollector(MixtureSampler([(prompts, 1.0)], seed=0),
+                                 HFGenerator(build_model(tok, seed=0, **SMALL), tok),
+                                 RewardRouter.from_config(rl.rewards, 4), str,
+                                 sampling_params(rl.generation), rl.algorithm, dist)
+    batch, stats = collector.collect(rl.trainer.batch_size)
+    per_rank: list[int] = [0] * dist.world_size
+    torch.distributed.all_gather_object(per_rank, len(batch.rollouts))
+    if dist.is_main:
+        (out / f"rollouts_world{dist.world_size}.json").write_text(json.dumps(
+            {"per_rank": per_rank, "rounds": stats["generation_rounds"],
+             "expected": rl.trainer.batch_size * G}))
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    dist = init_distributed()
+    updates(dist, Path(sys.argv[1]))
+    rollouts(dist, Path(sys.argv[1]))

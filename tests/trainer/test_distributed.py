@@ -1,7 +1,9 @@
-"""Data-parallel updates agree with one process: 2 ranks (gloo on CPU) under ZeRO 0, 2 and 3
-end with the same weights as 1 rank on the same global batch."""
+"""Data-parallel runs agree with one process: 2 ranks (gloo on CPU) under ZeRO 0, 2 and 3 end
+with the same weights as 1 rank on the same global batch, and `trainer.batch_size` counts prompts
+over all ranks."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -41,3 +43,8 @@ def test_two_ranks_match_one_rank_under_zero_0_2_3(tmp_path: Path) -> None:
     initial = build_model(build_tokenizer(), seed=0, **SMALL).state_dict()
     untouched = sum(torch.equal(initial[k], reference[k]) for k in reference)
     assert untouched < len(reference) / 2, "the updates changed almost nothing"
+    for world in (1, 2):  # trainer.batch_size 8 x num_generations 4, whatever the world size
+        counted = json.loads((tmp_path / f"rollouts_world{world}.json").read_text())
+        assert counted["rounds"] == 1
+        assert counted["per_rank"] == [counted["expected"] // world] * world
+        assert sum(counted["per_rank"]) == counted["expected"] == 32

@@ -13,19 +13,14 @@ from pathlib import Path
 import torch
 import torch.distributed as torch_dist
 
-from qwqrl.checkpoint import Progress
-from qwqrl.config import RLStage
-from qwqrl.data.mixture import MixtureSampler
 from qwqrl.distributed import init_distributed
-from qwqrl.generation.hf import HFGenerator
 from qwqrl.learner import Learner
 from qwqrl.models import reference_model
-from qwqrl.rewards import RewardRouter
-from qwqrl.rl_trainer import RLTrainer
+from qwqrl.policy_update import UpdateSettings, policy_update
 from qwqrl.sequences import completion_logprobs, pack
 from qwqrl.tiny import build_model, build_tokenizer
 from tests.trainer.conftest import SMALL
-from tests.trainer.dp_worker import G, fixed_batch
+from tests.trainer.dp_worker import fixed_batch, stage
 
 
 def held_fraction(module: torch.nn.Module) -> float:
@@ -45,21 +40,14 @@ def main(out: Path) -> None:
         build_model(tok, seed=0, **SMALL).save_pretrained(init)
     torch_dist.barrier()
     for zero in (0, 3):
-        stage = RLStage.model_validate({
-            "name": "z3", "kind": "rl", "data": {"train": [{"synthetic": "arithmetic"}]},
-            "rewards": {"ifeval": {}},
-            "algorithm": {"num_generations": G, "kl": {"beta": 0.5, "mode": "loss"}},
-            "trainer": {"lr": 1e-2, "zero_stage": zero, "micro_batch_size": 4, "max_steps": 2}})
+        rl = stage(zero, kl={"beta": 0.5, "mode": "loss"})
         model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
-        reference = reference_model(model, stage.trainer)
-        learner = Learner(model, stage.trainer, total_steps=2)
-        trainer = RLTrainer(stage, 0, learner, tok, HFGenerator(learner.module, tok),
-                            RewardRouter(stage.rewards, 8), MixtureSampler([([{}], 1.0)], 0), dist,
-                            tracker=None, run_dir=out, progress=Progress(out), render=str,
-                            reference=reference)
+        reference = reference_model(model, rl.trainer)
+        learner = Learner(model, rl.trainer, total_steps=2)
+        settings = UpdateSettings.for_stage(rl, tok.pad_token_id, dist.device)
         batch = fixed_batch(dist.rank, dist.world_size)
         for _ in range(2):
-            trainer.update(batch)
+            policy_update(learner, batch, settings, reference=reference)
         ref_module = getattr(reference, "module", reference)
         shares = torch.tensor([held_fraction(learner.module), held_fraction(ref_module)])
         rows = batch.rollouts

@@ -96,20 +96,30 @@ def test_a_failing_run_leaves_the_previous_output_untouched_and_no_temp_file(
 
 
 def test_a_verifier_that_raises_nulls_its_records_and_the_rest_are_still_scored(
-        mixed_file: Path, tmp_path: Path, monkeypatch):
-    real = score_module.verify_batch
-
-    def ifeval_broken(name, records, **options):
-        if name == "ifeval":
-            raise RuntimeError("verifier bug")
-        return real(name, records, **options)
-
-    monkeypatch.setattr(score_module, "verify_batch", ifeval_broken)
+        mixed_file: Path, tmp_path: Path):
     out = tmp_path / "out.jsonl"
-    assert main(["score", str(mixed_file), "-o", str(out)]) == 0
+    broken = "ifeval=tests.verifiers.custom_rewards:broken"
+    assert main(["score", str(mixed_file), "-o", str(out), "--reward", broken]) == 0
     got = records(out)
-    assert got[7]["score"] is None and "verifier bug" in got[7]["error"]
+    assert got[7]["score"] is None
+    assert "custom_rewards.broken) raised ZeroDivisionError: custom reward bug" in got[7]["error"]
     assert got[0]["score"] == 1.0
+
+
+def test_score_judges_a_task_with_a_custom_reward_function(tmp_path: Path):
+    rows = [{"task": "poem", "prompt": "p", "completion": "two words"},
+            {"task": "poem", "prompt": "p", "completion": "one"},
+            {"task": "poem", "prompt": "", "completion": "one"},
+            {"task": "math", "answer": "2", "completion": DONE + "$\\boxed{2}$"}]
+    src = write_lines(tmp_path / "in.jsonl", [json.dumps(r) for r in rows])
+    out = tmp_path / "out.jsonl"
+    trl_style = "poem=tests.verifiers.custom_rewards:few_words"
+    assert main(["score", str(src), "-o", str(out), "--reward", trl_style]) == 0
+    got = records(out)
+    assert [r["score"] for r in got] == [0.0, 1.0, None, 1.0]
+    assert "poem: no score" in got[2]["error"]
+    bad = "poem=tests.verifiers.custom_rewards:wrong_signature"
+    assert main(["score", str(src), "-o", str(out), "--reward", bad]) == 2
 
 
 def test_registry_routes_each_task_to_its_verifier_and_names_the_known_ones():
@@ -129,8 +139,34 @@ def test_registry_batch_api_judges_records_in_order_sync_and_async():
                {"completion": "no close"}]
     assert [v.score for v in registry.verify_batch("math", records[:2])] == [1.0, 0.0]
     assert [v.score for v in registry.verify_batch("format", records)] == [1.0, 1.0, 0.0]
-    overlong = asyncio.run(registry.averify_batch("overlong", records, max_len=10, buffer=5,
+    overlong = asyncio.run(registry.averify_batch("overlong", records, max_length=10, buffer=5,
                                                   chars_per_token=1))
     assert [v.score for v in overlong] == [-1.0, -1.0, -0.6]
     math_async = asyncio.run(registry.averify_batch("math", records[:2]))
     assert [v.score for v in math_async] == [1.0, 0.0]
+
+
+def test_tool_call_records_are_judged_with_their_calls_in_the_detail(tmp_path: Path):
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+    call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "paris"}}\n</tool_call>'
+    base = {"task": "tool_call", "tools": tools, "answer": [{"get_weather": {"city": ["Paris"]}}]}
+    rows = [dict(base, completion=DONE + call),
+            dict(base, completion=DONE + "It is sunny."),
+            dict(base, completion=call),  # the call sits in unfinished reasoning
+            dict(base, answer=[], completion=DONE + "No tool can do that."),
+            dict(base, answer=[{"book": {}}], completion=DONE + call),
+            dict(base, completion=call + "\n</think>\n" + call.replace("</tool_call>", ""))]
+    src = write_lines(tmp_path / "in.jsonl", [json.dumps(r) for r in rows])
+    out = tmp_path / "out.jsonl"
+    assert main(["score", str(src), "-o", str(out)]) == 0
+    got = records(out)
+    assert [r["score"] for r in got] == [1.0, 0.0, 0.0, 1.0, None, 0.0]
+    assert got[0]["detail"] == {"verifier": "tool_call", "calls": [
+        {"name": "get_weather", "arguments": {"city": "paris"}}]}
+    assert [r["detail"].get("reason") for r in got] == [
+        None, "wrong_count", "unfinished", None, None, "malformed"]
+    assert "'book', which is not in" in got[4]["error"]
+    unopened = tmp_path / "unopened.jsonl"
+    assert main(["score", str(src), "-o", str(unopened), "--no-think-opened"]) == 0
+    assert records(unopened)[2]["score"] == 1.0  # no think tags: judged whole

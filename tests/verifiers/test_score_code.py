@@ -8,11 +8,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-local = pytest.importorskip("qwqrl.sandbox.local", reason="the code sandbox is not installed")
-from qwqrl.cli import main  # noqa: E402
-from qwqrl.sandbox.client import SandboxClient, se_result  # noqa: E402
-from qwqrl.verifiers import code  # noqa: E402
-from qwqrl.verifiers.registry import reward_function  # noqa: E402
+from qwqrl.cli import main
+from qwqrl.sandbox import local
+from qwqrl.sandbox.client import SandboxClient, se_result
+from qwqrl.verifiers import code
+from qwqrl.verifiers.registry import reward_function
 
 DOUBLE = {"type": "stdio", "cases": [{"input": "2\n", "output": "4\n"},
                                      {"input": "5\n", "output": "10\n"}]}
@@ -65,6 +65,27 @@ def test_no_code_block_scores_zero_with_status_no_code(client):
     assert verdicts[1].detail["reason"] == "unfinished"
 
 
+def test_all_or_nothing_is_sent_to_the_sandbox_which_stops_at_the_first_failed_test(client):
+    half_right = record(answer("n = int(input())\nprint(4 if n == 2 else 0)"))
+    fails_first = record(answer("n = int(input())\nprint(0 if n == 2 else 10)"))
+    partial = code.verify_batch([half_right, fails_first], client=client)
+    assert [(v.score, v.detail["passed"]) for v in partial] == [(0.5, 1), (0.5, 1)]
+    strict = code.verify_batch([half_right, fails_first], client=client, all_or_nothing=True)
+    assert [v.score for v in strict] == [0.0, 0.0]
+    assert strict[1].detail["passed"] == 0  # the second case never ran
+
+
+def test_timeout_s_is_the_per_case_cpu_limit_unless_the_record_sets_limits(client):
+    spin = answer("import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3:"
+                  "\n    pass\nprint(int(input()) * 2)")
+    (default,) = code.verify_batch([record(spin)], client=client)
+    assert default.detail["status"] == "OK"
+    own_limits = record(spin, limits={"time_s": 2.0})
+    tight, kept = code.verify_batch([record(spin), own_limits], client=client, timeout_s=0.1)
+    assert tight.detail["status"] == "TLE" and tight.score == 0.0
+    assert kept.detail["status"] == "OK"
+
+
 class SandboxDown:
     """A client whose every replica failed: the real client returns SE results, not errors."""
 
@@ -111,6 +132,7 @@ def _mixed(path: Path) -> Path:
 
 def test_score_starts_and_stops_a_local_sandbox_when_no_url_is_set(tmp_path: Path, monkeypatch):
     monkeypatch.delenv("QWQRL_SANDBOX_URL", raising=False)
+    monkeypatch.setenv("QWQRL_ALLOW_WEAK_SANDBOX", "1")  # our own programs: any isolation level will do
     before = {p.pid for p in _sandbox_servers()}
     out = tmp_path / "out.jsonl"
     assert main(["score", str(_mixed(tmp_path / "in.jsonl")), "-o", str(out)]) == 0

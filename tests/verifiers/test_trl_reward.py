@@ -30,7 +30,7 @@ def test_a_sample_that_cannot_be_judged_is_none_so_trl_masks_it():
 
 
 def test_registry_reward_functions_carry_their_options_and_name():
-    overlong = reward_function("overlong", max_len=10, buffer=5)
+    overlong = reward_function("overlong", max_length=10, buffer=5)
     assert overlong.__name__ == "overlong_reward"
     assert overlong(["x", "y"], completion_ids=[[0] * 5, [0] * 8]) == [0.0, -0.6]
 
@@ -62,7 +62,7 @@ def test_rewards_run_inside_grpo_trainer_on_a_tiny_model(tmp_path):
         use_cpu=True, save_strategy="no", seed=0, reward_weights=[1.0, 0.2, 1.0],
     )
     rewards = [recorded(math_reward), recorded(format_reward),
-               recorded(reward_function("overlong", max_len=12, buffer=4))]
+               recorded(reward_function("overlong", max_length=12, buffer=4))]
     trainer = trl.GRPOTrainer(model=model, reward_funcs=rewards, args=config,
                               train_dataset=datasets.Dataset.from_list(rows),
                               processing_class=tok)

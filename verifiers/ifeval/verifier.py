@@ -3,14 +3,14 @@
 A record is in the official input format: `instruction_id_list` and `kwargs`, a list of dicts
 aligned with the ids (None-valued kwargs are dropped, as the official eval does for the
 HF-datasets copy of IFEval). Only the final answer is judged (the text after `</think>`); an
-unfinished reasoning trace scores 0. The strict judgement is the reward; the loose one (the
-official upper bound: also try the answer without its first line, its last line or both, each
-with and without `*`) is reported in the detail for evaluation.
+unfinished reasoning trace scores 0. The score is the strict judgement, or with `mode="loose"`
+the loose one (the official upper bound: also try the answer without its first line, its last
+line or both, each with and without `*`); the detail carries both.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from ..base import Verdict, completion_text, final_answer
 from .registry import Check, InstructionError, bind
@@ -57,8 +57,9 @@ def judge(checks: Sequence[Check], response: str) -> tuple[list[bool], list[bool
     return strict, loose
 
 
-def verify(record: Mapping[str, Any], completion: Any, *, think_opened: bool = True) -> Verdict:
-    """Score = fraction of the record's instructions the final answer follows (strict)."""
+def verify(record: Mapping[str, Any], completion: Any, *, think_opened: bool = True,
+           mode: Literal["strict", "loose"] = "strict") -> Verdict:
+    """Score = fraction of the record's instructions the final answer follows (`mode`)."""
     try:
         checks = build_checks(record)
     except InstructionError as e:
@@ -70,8 +71,18 @@ def verify(record: Mapping[str, Any], completion: Any, *, think_opened: bool = T
                                           "followed_loose": list(unfollowed),
                                           "unfinished": True})
     strict, loose = judge(checks, answer)
-    return Verdict(score=sum(strict) / len(strict),
+    followed = loose if mode == "loose" else strict
+    return Verdict(score=sum(followed) / len(followed),
                    detail={"verifier": VERIFIER, "followed": strict, "followed_loose": loose})
+
+
+def verify_batch(records: Sequence[Mapping[str, Any]], *, think_opened: bool = True,
+                 mode: Literal["strict", "loose"] = "strict") -> list[Verdict]:
+    """The registry's `ifeval` verifier: `verify` on each record's `completion`."""
+    return [verify(r, r["completion"], think_opened=think_opened, mode=mode)
+            if r.get("completion") is not None
+            else Verdict(None, {"verifier": VERIFIER}, "record has no 'completion'")
+            for r in records]
 
 
 def ifeval_reward(completions: Sequence[Any], instruction_id_list: Sequence[Any],

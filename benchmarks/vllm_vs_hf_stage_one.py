@@ -1,0 +1,108 @@
+"""The demo's stage one (GRPO on math + code) on the vLLM backend vs the HF backend, on CPU.
+
+1. Cold start: the demo recipe's SFT stage, once (reused from OUT/cold_start on later runs).
+2. Stage one twice from that same checkpoint, identical but for `generation.backend`, each in
+   its own process (`qwqrl train`), evaluated greedily on the demo's held-out math set before and
+   after the stage (with the run's own engine: vLLM for the vLLM run).
+3. Prints, side by side: held-out math pass rate before/after, the mean reward of the first and
+   last 20 steps, wall time, and the difference in final pass rate (the issue asks for <= 5 points).
+
+Run in the vLLM environment (`make test-vllm` builds it), which also holds everything HF needs:
+
+    .venv-vllm/bin/python benchmarks/vllm_vs_hf_stage_one.py [--steps 220] [--out runs/bench-vllm-vs-hf]
+
+`--steps` below the demo's 220 shortens stage one for a slow machine (say so when quoting it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "recipes" / "demo" / "two-stage.yaml"
+# what `make test-vllm` sets: the vLLM engine in process, 1 GiB KV cache, no dynamo, no hub
+ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+       "TORCHDYNAMO_DISABLE": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled",
+       "TORCH_EXTENSIONS_DIR": str(ROOT / ".cache" / "torch_extensions"),
+       "OMP_NUM_THREADS": str(os.cpu_count() or 1)}  # vLLM would lower it to 1 for its process
+
+
+def base_recipe(out: Path, name: str, math_eval_n: int) -> dict:
+    recipe = yaml.safe_load(DEMO.read_text())
+    recipe.update(name=name, output_dir=str(out / name))
+    recipe["logging"] = {"wandb": {"mode": "disabled"}}
+    math = [s for s in recipe["eval"]["sets"] if s.get("synthetic") == "arithmetic"]
+    math[0]["options"]["n"] = math_eval_n
+    recipe["eval"]["sets"] = math
+    return recipe
+
+
+def train(recipe: dict, out: Path) -> float:
+    path = out / f"{recipe['name']}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "qwqrl", "train", str(path)],
+                          env={**os.environ, **ENV}, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"{recipe['name']} failed:\n{proc.stderr[-4000:]}")
+    return time.perf_counter() - start
+
+
+def cold_start(out: Path, math_eval_n: int) -> Path:
+    final = out / "cold_start" / "checkpoints" / "cold_start" / "final"
+    if not final.exists():
+        recipe = base_recipe(out, "cold_start", math_eval_n)
+        recipe["stages"] = recipe["stages"][:1]
+        seconds = train(recipe, out)
+        print(f"cold start: {seconds:.0f} s -> {final}")
+    return final
+
+
+def stage_one(out: Path, backend: str, checkpoint: Path, steps: int, math_eval_n: int) -> dict:
+    recipe = base_recipe(out, f"stage1_{backend}", math_eval_n)
+    stage = recipe["stages"][1]
+    stage["init_from"] = str(checkpoint)
+    stage["generation"]["backend"] = backend
+    stage["trainer"]["max_steps"] = steps
+    stage["trainer"]["warmup_steps"] = min(stage["trainer"]["warmup_steps"], steps // 4)
+    recipe["stages"] = [stage]
+    seconds = train(recipe, out)
+    run = out / recipe["name"]
+    evals = json.loads((run / "evals.json").read_text())
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rewards = [r["reward"] for r in rows if "loss" in r]
+    k = min(20, len(rewards) // 2)
+    return {"before": evals[0]["metrics"]["pass_rate/math"], "after": evals[-1]["metrics"]["pass_rate/math"],
+            "reward_first": sum(rewards[:k]) / k, "reward_last": sum(rewards[-k:]) / k, "seconds": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=220, help="stage-one steps (demo: 220)")
+    parser.add_argument("--math-eval", type=int, default=200, help="held-out math problems (demo: 200)")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-vllm-vs-hf")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    checkpoint = cold_start(args.out, args.math_eval)
+    results = {b: stage_one(args.out, b, checkpoint, args.steps, args.math_eval) for b in ("hf", "vllm")}
+    print(f"\nstage one, {args.steps} steps, from {checkpoint}; held-out math: {args.math_eval} problems, greedy")
+    print(f"{'backend':8s} {'math before':>12s} {'math after':>11s} {'reward first 20':>16s} "
+          f"{'reward last 20':>15s} {'wall s':>8s}")
+    for backend, r in results.items():
+        print(f"{backend:8s} {r['before']:12.3f} {r['after']:11.3f} {r['reward_first']:16.3f} "
+              f"{r['reward_last']:15.3f} {r['seconds']:8.0f}")
+    gap = 100 * (results["vllm"]["after"] - results["hf"]["after"])
+    print(f"vllm - hf, math after the stage: {gap:+.1f} points ({'within' if abs(gap) <= 5 else 'NOT within'} 5); "
+          f"wall-time ratio vllm/hf: {results['vllm']['seconds'] / results['hf']['seconds']:.2f}")
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
