@@ -62,6 +62,32 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def micro_batches(lengths: list[int], size: int, budget: int | None,
+                  padded: bool = False) -> list[list[int]]:
+    """Split sequence indices into micro-batches: `size` at a time, or filled to a token budget.
+
+    Sequences are sorted by length. A budget counts real tokens, since `sequences.pack` packs a
+    micro-batch into one row without padding; `padded=True` counts rows x longest instead, the
+    cost of the padded layout. A sequence longer than the budget gets a micro-batch of its own.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    if budget is None:
+        return [order[i:i + size] for i in range(0, len(order), size)]
+    batches: list[list[int]] = []
+    current: list[int] = []
+    used = 0
+    for i in order:
+        cost = (len(current) + 1) * lengths[i] if padded else used + lengths[i]
+        if current and cost > budget:
+            batches.append(current)
+            current, used = [], 0
+        current.append(i)
+        used += lengths[i]
+    if current:
+        batches.append(current)
+    return batches
+
+
 class Learner:
     """Owns the engine, optimizer and schedule of one model; steps on micro-batch losses."""
 
@@ -88,26 +114,8 @@ class Learner:
         return self.engine.global_steps
 
     def micro_batches(self, lengths: list[int]) -> list[list[int]]:
-        """Split sequence indices into micro-batches: by count, or packed by a token budget.
-
-        With a budget, sequences are sorted by length so padding is small, and a micro-batch
-        holds as many as fit in `micro_batch_tokens` counted as rows x longest row.
-        """
-        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-        budget = self.cfg.micro_batch_tokens
-        if budget is None:
-            size = self.cfg.micro_batch_size
-            return [order[i:i + size] for i in range(0, len(order), size)]
-        batches: list[list[int]] = []
-        current: list[int] = []
-        for i in order:
-            if current and (len(current) + 1) * lengths[i] > budget:
-                batches.append(current)
-                current = []
-            current.append(i)
-        if current:
-            batches.append(current)
-        return batches
+        """This learner's split of sequence indices into micro-batches (see `micro_batches`)."""
+        return micro_batches(lengths, self.cfg.micro_batch_size, self.cfg.micro_batch_tokens)
 
     def backward(self, loss: torch.Tensor, last: bool) -> None:
         """Accumulate one micro-batch's (pre-scaled) loss; `last` marks the step boundary."""

@@ -1,4 +1,4 @@
-"""Loading the policy, its tokenizer and (when KL is on) a frozen reference copy.
+"""Loading the policy, its tokenizer and (when KL is on) a frozen reference model.
 
 One place decides dtype, rope scaling (YaRN for long inputs), attention kernel, gradient
 checkpointing, LoRA and the chat template, so every stage and `qwqrl eval` load models alike.
@@ -15,7 +15,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from qwqrl.chat_template import QWQ_CHAT_TEMPLATE
-from qwqrl.config import ModelConfig, TokenizerConfig
+from qwqrl.config import ModelConfig, TokenizerConfig, TrainerConfig
 from qwqrl.errors import UserError
 
 
@@ -77,11 +77,40 @@ def load_policy(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, device: to
     return model.to(device)
 
 
-def reference_copy(model: PreTrainedModel) -> PreTrainedModel:
-    """A frozen copy for the KL term (loaded only when kl.beta > 0)."""
-    ref = copy.deepcopy(model).eval()
+def reference_model(model: PreTrainedModel, trainer: TrainerConfig) -> torch.nn.Module:
+    """The frozen KL reference (built only when kl.beta > 0): the policy's initial weights.
+
+    Without ZeRO-3 a deep copy, eval mode, no gradients. Under ZeRO-3 a DeepSpeed inference
+    engine partitioned like the policy (TRL's `prepare_deepspeed` does the same), so each rank
+    holds 1/world of it. A policy loaded from a checkpoint is reloaded from that path inside
+    `deepspeed.zero.Init` (transformers partitions at load: the whole model never exists on a
+    rank); a random build (the tiny presets) is copied whole and partitioned by the engine, since
+    transformers 5 cannot initialise random weights inside zero.Init (`_init_weights` indexes the
+    already-partitioned embedding). LoRA adapters start at zero, so the base model is the reference.
+    """
+    if trainer.zero_stage != 3:
+        ref = copy.deepcopy(model).eval()
+        ref.requires_grad_(False)
+        return ref
+    import deepspeed
+    from transformers.integrations import HfDeepSpeedConfig
+
+    from qwqrl.learner import deepspeed_config
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    dtype = next(base.parameters()).dtype
+    config = deepspeed_config(trainer, bf16=dtype == torch.bfloat16)
+    source = base.name_or_path
+    if source and Path(source).is_dir():
+        keep_alive = HfDeepSpeedConfig(config)  # transformers loads under zero.Init while it lives
+        ref = AutoModelForCausalLM.from_pretrained(source, config=copy.deepcopy(base.config), dtype=dtype)
+        del keep_alive
+    else:
+        ref = copy.deepcopy(model)
     ref.requires_grad_(False)
-    return ref
+    engine, *_ = deepspeed.initialize(model=ref, config=config)
+    engine.eval()
+    return engine
 
 
 def save_pretrained_atomic(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,

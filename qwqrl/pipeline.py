@@ -34,7 +34,7 @@ from qwqrl.errors import UserError
 from qwqrl.eval_suites import get_suites, load_suite
 from qwqrl.evaluation import evaluate
 from qwqrl.learner import Learner
-from qwqrl.models import load_policy, load_tokenizer, reference_copy, save_pretrained_atomic
+from qwqrl.models import load_policy, load_tokenizer, reference_model, save_pretrained_atomic
 from qwqrl.policy_update import UpdateSettings
 from qwqrl.recipe import dump_recipe
 from qwqrl.rewards import RewardRouter, record_tasks
@@ -223,7 +223,7 @@ class Pipeline:
             global_step: int) -> tuple[int, Any]:
         from qwqrl.progress import stage_progress
 
-        reference = reference_copy(model) if stage.algorithm.kl.beta > 0 else None  # before ZeRO
+        reference = reference_model(model, stage.trainer) if stage.algorithm.kl.beta > 0 else None  # before ZeRO
         policy = Learner(model, stage.trainer, total_steps=stage.trainer.max_steps)
         models = Models(policy, reference)
         if stage.algorithm.name == "ppo":

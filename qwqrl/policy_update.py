@@ -1,6 +1,7 @@
 """The policy update of one RL step: a function of the learner, the batch and the settings.
 
-1. Micro-batches by count or token budget (`Learner.micro_batches`), packed as padded tensors.
+1. Micro-batches by count or token budget (`Learner.micro_batches`), each packed into one row
+   without padding (`sequences.pack`).
 2. Log-probs that stay fixed during the update: the policy's own before its first step (only
    with `epochs > 1`; in one epoch the ratio's denominator is the detached current value), the
    reference's (KL, when beta > 0) and the generator's (truncated IS against vLLM's numbers).
@@ -34,12 +35,13 @@ class UpdateSettings:
     pad_token_id: int
     generator_logprobs: bool   # rollouts carry the generator's own log-probs (vLLM): TIS applies
     device: torch.device
+    logprob_chunk_size: int | None = None  # tokens per LM-head chunk (None: the schema's default)
 
     @classmethod
     def for_stage(cls, stage: RLStage, pad_token_id: int, device: torch.device) -> UpdateSettings:
         gen = stage.generation
         return cls(stage.algorithm, gen.temperature or 1.0, gen.max_new_tokens, pad_token_id,
-                   gen.backend == "vllm", device)
+                   gen.backend == "vllm", device, stage.trainer.logprob_chunk_size)
 
 
 @dataclass
@@ -63,8 +65,9 @@ def policy_update(policy: Learner, batch: Batch, settings: UpdateSettings,
     rewards = batch.rewards.to(settings.device)
     valid = ~torch.isnan(rewards)
     mbs = micro_batches(policy, batch, valid, settings)
-    old_lp = _no_grad_logprobs(policy.module, mbs.packs, temp) if algo.epochs > 1 else None
-    ref_lp = _no_grad_logprobs(reference, mbs.packs, temp) if reference is not None else None
+    chunk = settings.logprob_chunk_size
+    old_lp = _no_grad_logprobs(policy.module, mbs.packs, temp, chunk) if algo.epochs > 1 else None
+    ref_lp = _no_grad_logprobs(reference, mbs.packs, temp, chunk) if reference is not None else None
     extra: dict[str, float] = {}
     if critic is not None:
         clean = torch.where(valid, rewards, torch.zeros_like(rewards))
@@ -120,7 +123,7 @@ def _policy_epoch(policy: Learner, mbs: MicroBatches, advantages: list[torch.Ten
     kl_in_loss = ref_lp is not None and algo.kl.mode == "loss"
     for k, p in enumerate(mbs.packs):
         lp, entropy = completion_logprobs(policy.engine, p, settings.temperature,
-                                          with_entropy=epoch == 0)
+                                          with_entropy=epoch == 0, chunk_size=settings.logprob_chunk_size)
         old = old_lp[k] if old_lp is not None else lp.detach()
         is_w = None
         if algo.tis_cap is not None and settings.generator_logprobs:
@@ -152,10 +155,10 @@ def _shares(masks: list[torch.Tensor], agg: str) -> list[float]:
     return [float((m.sum(-1) > 0).sum()) / max(1.0, seqs) for m in masks]
 
 
-def _no_grad_logprobs(model: torch.nn.Module, packs: list[Packed],
-                      temperature: float) -> list[torch.Tensor]:
+def _no_grad_logprobs(model: torch.nn.Module, packs: list[Packed], temperature: float,
+                      chunk_size: int | None = None) -> list[torch.Tensor]:
     with torch.no_grad():
-        return [completion_logprobs(model, p, temperature)[0] for p in packs]
+        return [completion_logprobs(model, p, temperature, chunk_size=chunk_size)[0] for p in packs]
 
 
 def _pad_rows(rows: list[list[float]], width: int, device: torch.device) -> torch.Tensor:

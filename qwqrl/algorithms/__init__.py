@@ -4,7 +4,8 @@ Shapes: B sequences, T completion tokens (right-padded), G completions per promp
 each prompt's group contiguous. Rewards are (B,) float with NaN for masked samples (reward None);
 see `advantages` for that convention. One concept per module:
   masked              masked_mean / masked_sum / masked_var
-  logprobs            selective_log_softmax, entropy_from_logits (memory-efficient)
+  logprobs            selective_log_softmax, entropy_from_logits, chunked_token_logprobs (LM head
+                      in token chunks)
   advantages          GRPO (group / batch / no std), RLOO, GAE for PPO
   kl                  k1 / k2 / k3 reference-KL estimators, KL as a PPO reward penalty
   importance_sampling truncated IS weights between generator and learner log-probs
@@ -21,13 +22,13 @@ from qwqrl.algorithms.batch_filters import (DynamicSamplingDecision, dynamic_sam
                                             rewards_tensor)
 from qwqrl.algorithms.importance_sampling import truncated_is_weights
 from qwqrl.algorithms.kl import KLEstimator, kl_penalized_token_rewards, kl_penalty
-from qwqrl.algorithms.logprobs import entropy_from_logits, selective_log_softmax
+from qwqrl.algorithms.logprobs import chunked_token_logprobs, entropy_from_logits, selective_log_softmax
 from qwqrl.algorithms.masked import masked_mean, masked_sum, masked_var
 from qwqrl.algorithms.policy_loss import clipped_policy_loss
 from qwqrl.algorithms.value_loss import clipped_value_loss
 
 __all__ = [
-    "DynamicSamplingDecision", "GroupScale", "KLEstimator", "LossAgg", "aggregate_loss", "clipped_policy_loss",
+    "DynamicSamplingDecision", "GroupScale", "chunked_token_logprobs", "KLEstimator", "LossAgg", "aggregate_loss", "clipped_policy_loss",
     "clipped_value_loss", "dynamic_sampling", "entropy_from_logits", "gae_advantages", "grpo_advantages",
     "kl_penalized_token_rewards", "kl_penalty", "loss_mask", "masked_mean", "masked_sum", "masked_var",
     "outcome_token_rewards", "rewards_tensor", "rloo_advantages",

@@ -4,9 +4,14 @@ A 32B-class model has V ~ 150k; a (B, T, V) float32 log_softmax for B*T = 64k to
 `selective_log_softmax` gathers the chosen token's logit and subtracts a row-wise logsumexp
 (log p(y) = z_y - logsumexp(z)), looping over the leading dimension so only one (T, V) slab is
 live at a time. `entropy_from_logits` does the same in row chunks: H = logsumexp(z) - sum(p * z).
+`chunked_token_logprobs` goes one step earlier, from hidden states through the LM head in token
+chunks (verl's `entropy_from_logits_with_chunking`, NeMo-RL's `logprob_chunk_size`, prime-rl's
+fused LM head): the (T, V) logits of a long completion never exist at once, forward or backward.
 """
+from collections.abc import Callable
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 
 def selective_log_softmax(logits: torch.Tensor, index: torch.Tensor,
@@ -44,3 +49,49 @@ def entropy_from_logits(logits: torch.Tensor, chunk_size: int = 128) -> torch.Te
         probs = torch.exp(chunk - lse)
         out.append(lse.squeeze(-1) - (probs * chunk).sum(-1))
     return torch.cat(out).reshape(logits.shape[:-1]).to(logits.dtype)
+
+
+def chunked_token_logprobs(hidden: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor],
+                           targets: torch.Tensor, temperature: float = 1.0, chunk_size: int = 1024,
+                           with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log softmax(head(hidden) / temperature)[targets], never holding more than one chunk's logits.
+
+    hidden: (N, H) final hidden states; head: the LM head (a module: LoRA-wrapped or ZeRO-3
+    partitioned is fine, it is called per chunk); targets: (N,) ids -> (log-probs (N,) float32,
+    entropy (N,) float32 detached, or None). Each `chunk_size` rows go through the head inside a
+    non-reentrant checkpoint, so the forward keeps only the chunk's inputs and backward recomputes
+    its (chunk, V) logits: peak memory is a few (chunk, V) float32 slabs instead of (N, V) logits,
+    their log-softmax and their gradient. The entropy is computed in the same pass (a metric).
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    grad = torch.is_grad_enabled()
+    logprobs, entropies = [], []
+    for h, y in zip(hidden.split(chunk_size), targets.split(chunk_size)):
+        if grad:
+            lp, ent = checkpoint(_chunk_logprobs, h, y, head, temperature, with_entropy,
+                                 use_reentrant=False)
+        else:
+            lp, ent = _chunk_logprobs(h, y, head, temperature, with_entropy)
+        logprobs.append(lp)
+        entropies.append(ent)
+    if not logprobs:  # no tokens: keep the graph connected to `hidden` for an empty backward
+        empty = hidden.sum(-1).float() * 0.0
+        return empty, (empty.detach() if with_entropy else None)
+    return torch.cat(logprobs), (torch.cat(entropies) if with_entropy else None)
+
+
+def _chunk_logprobs(h: torch.Tensor, y: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor],
+                    temperature: float, with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    logits = head(h).float()
+    if temperature != 1.0:  # in place: one (chunk, V) slab fewer; the head's backward needs no output
+        logits = logits.div_(temperature)
+    lse = torch.logsumexp(logits, dim=-1)
+    logprobs = logits.gather(-1, y.unsqueeze(-1)).squeeze(-1) - lse
+    entropy = None
+    if with_entropy:
+        with torch.no_grad():
+            entropy = lse - (torch.softmax(logits, dim=-1) * logits).sum(-1)
+    return logprobs, entropy

@@ -1,0 +1,29 @@
+"""Nothing whole on a rank under ZeRO-3: with 2 ranks (gloo on CPU) the policy and the KL
+reference each hold about half their parameters per rank, and the updates (KL term included)
+end where one unsharded process ends."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.trainer.dp_worker import G
+from tests.trainer.test_distributed import torchrun
+
+
+def test_zero3_shards_policy_and_reference_and_matches_one_rank(tmp_path: Path) -> None:
+    torchrun(1, tmp_path, worker="zero3_worker.py")
+    torchrun(2, tmp_path, worker="zero3_worker.py")
+    unsharded = torch.load(tmp_path / "zero0_world1.pt")
+    sharded = torch.load(tmp_path / "zero3_world2.pt")
+    policy_share, reference_share = sharded["shares"].tolist()
+    assert policy_share == pytest.approx(0.5, abs=0.05)
+    assert reference_share == pytest.approx(0.5, abs=0.05)
+    assert unsharded["shares"].tolist() == [1.0, 1.0]
+    for name, value in unsharded["state"].items():
+        torch.testing.assert_close(sharded["state"][name], value, rtol=1e-3, atol=1e-4, msg=name)
+    # the frozen reference, sharded, scores rank 0's groups (0 and 2) as the unsharded one does
+    rank0_rows = [i for g in (0, 2) for i in range(g * G, (g + 1) * G)]
+    torch.testing.assert_close(sharded["ref_logprobs"], unsharded["ref_logprobs"][rank0_rows],
+                               rtol=1e-5, atol=1e-5)

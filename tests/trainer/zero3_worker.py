@@ -1,0 +1,66 @@
+"""Worker for test_zero3: RL updates with a KL reference, under ZeRO 0 and ZeRO 3.
+
+Run under torchrun. The policy starts from a tiny checkpoint on disk (so the ZeRO-3 reference is
+loaded inside zero.Init from that path); each rank takes its share of a fixed batch's groups.
+Rank 0 writes OUT/zero{stage}_world{world}.pt: the full weights after two updates, the reference
+log-probs of the batch, and the fraction of each model's parameters every rank holds.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as torch_dist
+
+from qwqrl.distributed import init_distributed
+from qwqrl.learner import Learner
+from qwqrl.models import reference_model
+from qwqrl.policy_update import UpdateSettings, policy_update
+from qwqrl.sequences import completion_logprobs, pack
+from qwqrl.tiny import build_model, build_tokenizer
+from tests.trainer.conftest import SMALL
+from tests.trainer.dp_worker import fixed_batch, stage
+
+
+def held_fraction(module: torch.nn.Module) -> float:
+    """Share of the model's parameters stored on this rank (ZeRO-3 keeps a flat shard each)."""
+    held = sum(p.ds_tensor.numel() if hasattr(p, "ds_tensor") else p.numel() for p in module.parameters())
+    total = sum(p.ds_numel if hasattr(p, "ds_numel") else p.numel() for p in module.parameters())
+    return held / total
+
+
+def main(out: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    dist = init_distributed()
+    tok = build_tokenizer()
+    init = out / "init"
+    if dist.is_main and not init.exists():
+        build_model(tok, seed=0, **SMALL).save_pretrained(init)
+    torch_dist.barrier()
+    for zero in (0, 3):
+        rl = stage(zero, kl={"beta": 0.5, "mode": "loss"})
+        model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
+        reference = reference_model(model, rl.trainer)
+        learner = Learner(model, rl.trainer, total_steps=2)
+        settings = UpdateSettings.for_stage(rl, tok.pad_token_id, dist.device)
+        batch = fixed_batch(dist.rank, dist.world_size)
+        for _ in range(2):
+            policy_update(learner, batch, settings, reference=reference)
+        ref_module = getattr(reference, "module", reference)
+        shares = torch.tensor([held_fraction(learner.module), held_fraction(ref_module)])
+        rows = batch.rollouts
+        with torch.no_grad():
+            ref_lp, _ = completion_logprobs(reference, pack([r.prompt_ids for r in rows],
+                                                            [r.completion_ids for r in rows], 0,
+                                                            dist.device), 1.0)
+        with learner.full_weights() as module:
+            state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        if dist.is_main:
+            torch.save({"state": state, "shares": shares, "ref_logprobs": ref_lp},
+                       out / f"zero{zero}_world{dist.world_size}.pt")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
