@@ -12,13 +12,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def torchrun(nproc: int, out: Path) -> None:
+def torchrun(nproc: int, out: Path, worker: str = "dp_worker.py") -> None:
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     env["PYTHONPATH"] = str(ROOT)
     env["OMP_NUM_THREADS"] = "1"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           str(ROOT / "tests" / "trainer" / "dp_worker.py"), str(out)]
+           str(ROOT / "tests" / "trainer" / worker), str(out)]
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
