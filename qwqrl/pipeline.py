@@ -91,7 +91,7 @@ class Pipeline:
         Every RL stage is judged with its own `rewards.code.urls` and `rewards.general` (two
         stages naming the same ones share them). Held-out sets are judged alike after every
         stage, so the table compares like with like: with the first sandbox URLs and the first
-        reward model the recipe names (a local sandbox / no RM when it names none).
+        reward model among the stages this launch runs (a local sandbox / no RM when none).
         """
         with contextlib.ExitStack() as stack:
             self._stack = stack
@@ -107,7 +107,8 @@ class Pipeline:
 
     def eval_services(self) -> dict[str, Any]:
         """The sandbox and reward model that judge held-out answers, the same for every row."""
-        rl = [s.rewards for s in self.recipe.stages if isinstance(s, RLStage)]
+        rl = [s.rewards for i, s in enumerate(self.recipe.stages)
+              if isinstance(s, RLStage) and (self.only is None or i in self.only)]
         urls = next((r.code.urls for r in rl if r.code and r.code.urls), [])
         general = next((r.general for r in rl if r.general), None)
         needs_code = any(r["task"] == "code" for r in self.eval_records)
