@@ -88,8 +88,10 @@ def with_rope_scaling(config: PretrainedConfig, scaling: RopeScaling | None) -> 
     """
     if scaling is not None:
         current = dict(config.rope_parameters or {})
-        config.rope_parameters = {"rope_theta": current.get("rope_theta", config.default_theta),
-                                  **scaling.model_dump()}
+        config.rope_parameters = {
+            "rope_theta": current.get("rope_theta", config.default_theta),
+            "rope_type": scaling.rope_type, "factor": scaling.factor,
+            "original_max_position_embeddings": scaling.original_max_position_embeddings}
         config.standardize_rope_params()
         config.validate_rope()
     return config
