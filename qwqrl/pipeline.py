@@ -247,7 +247,7 @@ class Pipeline:
         trainer = SFTTrainer(stage, index, learner, self.tokenizer, rows, self.dist, self.recipe.seed,
                              self.run_dir, self.progress, evaluate=evaluate_fn,
                              log=lambda m, s: self.tracker.log({**m, "stage": float(index)}, step=s),
-                             global_step=global_step)
+                             global_step=global_step, log_every=self.recipe.logging.log_every)
         latest = self.progress.latest(stage.name) if self.resume else None
         if latest is not None:
             trainer.resume(latest)

@@ -14,7 +14,7 @@ after the template's `<think>\\n`). The loop, read top to bottom:
    uses, so the prompt's logits are never computed.
 4. The Learner (DeepSpeed, the recipe's `zero_stage` / `offload` / `deepspeed`) clips and steps.
    A 32B cold start shards its weights and optimizer like the RL stages do.
-5. With `stop_at`, evaluate every `trainer.eval_every` steps and stop once the held-out metric
+5. With `stop_at`, evaluate every `stop_at.every` steps and stop once the held-out metric
    reaches the threshold, so RL still has room to improve; step checkpoints resume exactly.
 """
 from __future__ import annotations
@@ -69,10 +69,11 @@ class SFTTrainer:
     def __init__(self, stage: SFTStage, stage_index: int, learner: Learner, tokenizer: Any,
                  rows: list[tuple[list[int], list[int]]], dist: Dist, seed: int, run_dir: Path,
                  progress: Progress, evaluate: Callable[[Any], dict[str, float]] | None,
-                 log: Callable[[dict[str, float], int], None], global_step: int) -> None:
+                 log: Callable[[dict[str, float], int], None], global_step: int,
+                 log_every: int = 1) -> None:
         self.stage, self.index, self.learner, self.tokenizer = stage, stage_index, learner, tokenizer
         self.rows, self.dist, self.progress = rows, dist, progress
-        self.evaluate, self.log = evaluate, log
+        self.evaluate, self.log, self.log_every = evaluate, log, log_every
         self.stage_dir = run_dir / "checkpoints" / stage.name
         self.step, self.global_step = 0, global_step
         batch = stage.trainer.batch_size
@@ -86,7 +87,8 @@ class SFTTrainer:
             metrics = self.train_step()
             self.step += 1
             self.global_step += 1
-            self.log(metrics, self.global_step)
+            if self.step % self.log_every == 0:
+                self.log(metrics, self.global_step)
             if progress_bar is not None:
                 progress_bar(self.step, metrics)
             if self._should_stop():
@@ -127,8 +129,8 @@ class SFTTrainer:
         return {**all_reduce_mean(local), **metrics}
 
     def _should_stop(self) -> bool:
-        stop_at, every = self.stage.stop_at, self.stage.trainer.eval_every
-        if stop_at is None or not every or self.step % every or self.evaluate is None:
+        stop_at = self.stage.stop_at
+        if stop_at is None or self.step % stop_at.every or self.evaluate is None:
             return False
         metrics = self.evaluate(self.learner)
         self.log({f"eval/{k}": v for k, v in metrics.items()}, self.global_step)
