@@ -8,9 +8,29 @@ TORCH_SPEC     ?= torch==2.13.0
 PIP_TORCH_ARGS ?=
 STAMP    := $(VENV)/.qwqrl-installed
 
-.PHONY: install demo test bench clean
+.PHONY: install sandbox-deps demo test bench clean
 
-install: $(STAMP)
+install: sandbox-deps $(STAMP)
+
+# What the code sandbox needs from the system: bubblewrap (isolation) and g++ (C/C++ judging).
+# Installed with apt-get when we are root on a Debian/Ubuntu machine; otherwise each missing one
+# is named with the command that installs it and what running without it costs.
+sandbox-deps:
+	@missing=""; \
+	command -v bwrap >/dev/null 2>&1 || missing="bubblewrap"; \
+	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing$${missing:+ }$$missing with apt-get"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) \
+	    || echo "warning: apt-get could not install $$missing"; \
+	fi; \
+	command -v bwrap >/dev/null 2>&1 || echo "warning: bubblewrap is not installed (as root: apt-get install -y bubblewrap). \
+	Without it the code sandbox refuses untrusted code: qwqrl score/train/eval stop and say so, unless you opt in with \
+	--allow-weak-isolation or QWQRL_ALLOW_WEAK_SANDBOX=1, which lets programs read your files and reach the network; \
+	qwqrl demo opts in with a warning. The tests that need isolation are skipped."; \
+	command -v g++ >/dev/null 2>&1 || echo "warning: g++ is not installed (as root: apt-get install -y g++). \
+	The sandbox then judges Python only: C/C++ submissions cannot be judged and their tests are skipped."; \
+	true
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,10 +42,10 @@ $(STAMP): pyproject.toml setup.py
 	$(PIP) install -q --no-build-isolation -e ".[test]"
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: sandbox-deps $(STAMP)
 	$(VENV)/bin/qwqrl demo
 
-test: $(STAMP)
+test: sandbox-deps $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -8,11 +8,12 @@ Loading, overrides and error messages live in `qwqrl.recipe`.
 """
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-TASKS = ("math", "code", "ifeval", "general")
+TASKS = ("math", "code", "ifeval", "general", "tool_call")
 
 
 class Strict(BaseModel):
@@ -85,16 +86,53 @@ class DataSource(Strict):
         None, description="A built-in generator (qwqrl.data.synthetic), for demos and tests.")
     options: dict[str, Any] = Field(
         default_factory=dict, description="load_dataset kwargs, or the generator's (n, seed).")
-    task: Literal["math", "code", "ifeval", "general"] | None = Field(
+    task: Literal[TASKS] | None = Field(
         None, description="Sets each record's `task` (otherwise the records carry it).")
     weight: float = Field(1.0, gt=0.0, description="Share of the mixture, relative to siblings.")
     limit: int | None = Field(None, gt=0, description="Use at most this many records.")
+    # Column mapping, applied to each row in this order: rename, converter, fixed, task.
+    rename: dict[str, str] = Field(
+        default_factory=dict,
+        description="Source column -> record field, e.g. {problem: prompt, solution: answer}.")
+    converter: str | None = Field(
+        None, description="A named reshaping for layouts a rename cannot fix (the converters "
+                          "of qwqrl.data.converters, e.g. openr1_math, deepcoder, ifeval).")
+    fixed: dict[str, Any] = Field(
+        default_factory=dict, description="Fields set to the same value on every record, "
+                                          "e.g. {language: cpp}.")
 
     @model_validator(mode="after")
     def _one_origin(self) -> DataSource:
         given = [k for k in ("path", "hub", "synthetic") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"set exactly one of `path`, `hub`, `synthetic` (found {given or 'none'})")
+        return self
+
+    @field_validator("converter")
+    @classmethod
+    def _known_converter(cls, name: str | None) -> str | None:
+        from qwqrl.data.converters import CONVERTERS
+
+        if name is not None and name not in CONVERTERS:
+            hint = difflib.get_close_matches(name, CONVERTERS, n=1)
+            raise ValueError(f"unknown converter {name!r}; "
+                             + (f"did you mean {hint[0]!r}?" if hint
+                                else f"expected one of {', '.join(sorted(CONVERTERS))}"))
+        return name
+
+    @model_validator(mode="after")
+    def _mapping(self) -> DataSource:
+        targets = list(self.rename.values())
+        twice = sorted({t for t in targets if targets.count(t) > 1})
+        if twice:
+            raise ValueError(f"rename: several columns renamed to {twice}")
+        if any(not k or not v for k, v in self.rename.items()):
+            raise ValueError("rename: column and field names must not be empty")
+        if "task" in self.fixed:
+            raise ValueError("fixed: set the task with the source's `task`, not in `fixed`")
+        both = sorted(set(targets) & set(self.fixed))
+        if both:
+            raise ValueError(f"rename and fixed both set {both}; keep one")
         return self
 
 
@@ -157,6 +195,7 @@ class RewardsConfig(Strict):
     code: CodeReward | None = Field(None, description="Code executed against the record's tests.")
     ifeval: IFEvalReward | None = Field(None, description="Rule-based instruction following.")
     general: GeneralReward | None = Field(None, description="A general reward model.")
+    tool_call: Reward | None = Field(None, description="Function calls, BFCL's AST checker rules.")
     format: FormatReward | None = Field(None, description="One closed think block, then an answer.")
     overlong: OverlongReward | None = Field(None, description="Soft penalty near max length.")
 
@@ -312,9 +351,25 @@ Stage = Annotated[Union[SFTStage, RLStage], Field(discriminator="kind")]
 class EvalConfig(Strict):
     sets: list[DataSource] = Field(
         default_factory=list, description="Held-out sets, evaluated before and after every stage.")
-    samples: int = Field(1, ge=1, description="Samples per prompt (avg@k).")
-    temperature: float = Field(0.0, ge=0.0, description="0: greedy.")
-    max_new_tokens: int | None = Field(None, gt=0, description="Default: the stage's.")
+    suites: list[str] = Field(
+        default_factory=list,
+        description="Benchmark suites (qwqrl.eval_suites: aime24, livecodebench, ifeval, tiny-math, "
+                    "...) with their own data, sampling and metrics, evaluated with the sets.")
+    samples: int = Field(1, ge=1, description="Samples per prompt of the sets (avg@k).")
+    temperature: float = Field(0.0, ge=0.0, description="Sets: 0 is greedy.")
+    max_new_tokens: int | None = Field(
+        None, gt=0, description="Sets: default the stage's. Also caps the suites' (32,768).")
+
+    @model_validator(mode="after")
+    def _known_suites(self) -> EvalConfig:
+        from qwqrl.errors import UserError
+        from qwqrl.eval_suites import get_suites
+
+        try:
+            get_suites(self.suites, where="eval.suites")
+        except UserError as e:  # names the did-you-mean; pydantic reports ValueErrors
+            raise ValueError(str(e)) from None
+        return self
 
 
 class WandbConfig(Strict):

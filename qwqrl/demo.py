@@ -6,6 +6,8 @@
    after each stage.
 3. Print the evaluation table; `runs/demo/report.md` has it with plots.
 Running it again continues (or just reprints) the same run; `--fresh` starts over.
+Without bubblewrap the demo still runs the tiny model's programs, at a weak isolation level,
+and says so in a warning line first (every other command refuses unless told otherwise).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from qwqrl.errors import UserError
+from qwqrl.sandbox import isolation
 from qwqrl.recipe import load_recipe
 from qwqrl.train_cmd import add_run_arguments
 
@@ -56,6 +59,12 @@ def build_reward_model(out: Path, seed: int, steps: int = RM_STEPS) -> None:
 def run(args: argparse.Namespace) -> int:
     # Everything the demo needs is built locally: never reach for a model hub.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    isolation.allow_weak_from_args(args)
+    if shutil.which("bwrap") is None and not isolation.weak_allowed():
+        print(f"warning: bubblewrap is not installed, so the demo's code sandbox runs at a weak isolation "
+              f"level: {isolation.WEAK_EXPOSURE}. The programs come from a tiny local model; install "
+              f"bubblewrap (`{isolation.INSTALL_BWRAP}`) before running anything else.", flush=True)
+        os.environ[isolation.ALLOW_WEAK_ENV] = "1"
     overrides = (FAST if args.fast else []) + list(args.overrides)
     if args.fast:
         overrides.append("name=demo-fast")

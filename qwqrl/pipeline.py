@@ -29,6 +29,7 @@ from qwqrl.data.prompts import drop_long_prompts, render_prompt
 from qwqrl.data.records import load_source
 from qwqrl.distributed import Dist, barrier, init_distributed
 from qwqrl.errors import UserError
+from qwqrl.eval_suites import get_suites, load_suite
 from qwqrl.evaluation import evaluate
 from qwqrl.learner import Learner
 from qwqrl.models import load_policy, load_tokenizer, reference_copy, save_pretrained_atomic
@@ -78,6 +79,7 @@ class Pipeline:
                               instructions=recipe.tokenizer.task_instructions)
         self.think_opened = opens_think(self.tokenizer)
         self.eval_records = [r for src in recipe.eval.sets for r in load_source(src, self.base)]
+        self.eval_suites = [load_suite(s, self.base) for s in get_suites(recipe.eval.suites)]
         self.evals_path = self.run_dir / "evals.json"
         self.evals: list[dict[str, Any]] = (json.loads(self.evals_path.read_text())
                                             if resume and self.evals_path.exists() else [])
@@ -111,7 +113,8 @@ class Pipeline:
               if isinstance(s, RLStage) and (self.only is None or i in self.only)]
         urls = next((r.code.urls for r in rl if r.code and r.code.urls), [])
         general = next((r.general for r in rl if r.general), None)
-        needs_code = any(r["task"] == "code" for r in self.eval_records)
+        needs_code = any(r["task"] == "code" for r in self.eval_records) \
+            or any(s.suite.task == "code" for s in self.eval_suites)
         return {"sandbox": self._sandbox(urls) if needs_code else None,
                 "reward_model": self._reward_model(general) if general else None}
 
@@ -322,20 +325,22 @@ class Pipeline:
 
     def _eval_metrics(self, model: Any, stage: Any, metric: str | None = None) -> dict[str, float]:
         """Evaluate on the held-out sets; with `metric` (e.g. `pass_rate/math`), only its task's."""
+        suites = [s for s in self.eval_suites if metric is None or metric.startswith(s.suite.name + "/")]
         records = self.eval_records
         if metric is not None:
             task = metric.split("/")[-1]
-            records = [r for r in records if r["task"] == task] or records
+            records = [] if suites else [r for r in records if r["task"] == task] or records
         max_new = self.recipe.eval.max_new_tokens or (
             stage.generation.max_new_tokens if isinstance(stage, RLStage) else stage.max_length)
         module = model.module if isinstance(model, Learner) else model
         judges = self.eval_services()
         return evaluate(module, self.tokenizer, records, self.recipe.eval, max_new,
                         render=self.render, sandbox_client=judges["sandbox"],
-                        reward_model=judges["reward_model"], think_opened=self.think_opened)
+                        reward_model=judges["reward_model"], think_opened=self.think_opened,
+                        suites=suites)
 
     def _evaluate(self, model: Any, label: str, stage: Any) -> None:
-        if not self.eval_records:
+        if not self.eval_records and not self.eval_suites:
             return
         metrics = self._eval_metrics(model, stage)
         self.evals.append({"stage": label, "metrics": metrics})

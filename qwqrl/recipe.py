@@ -78,14 +78,22 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
 
 
 def check_data_files(recipe: Recipe, base: Path) -> None:
-    """Missing local data is reported before any model loads, with the key path that names it."""
-    missing = []
+    """Missing local data is reported before any model loads, with the key path that names it;
+    each source's converter is dry-run on its fixture rows (`qwqrl.data.records.dry_run`)."""
+    from qwqrl.data.records import dry_run
+
+    missing, bad = [], []
     for loc, src in _data_sources(recipe):
         if src.path is not None and resolve_data_path(src.path, base) is None:
             missing.append(f"{loc}.path: file not found: {src.path} (looked in {os.getcwd()} "
                            f"and {base.resolve()})")
+        if src.converter is not None:
+            bad.extend(f"{loc}.converter ({src.converter}): {p}" for p in dry_run(src))
     if missing:
         raise UserError("data files missing:\n  " + "\n  ".join(missing))
+    if bad:
+        raise UserError("converters do not make valid records of their fixture rows:\n  "
+                        + "\n  ".join(bad))
 
 
 def resolve_data_path(path: str, base: Path) -> Path | None:

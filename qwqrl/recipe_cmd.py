@@ -27,4 +27,8 @@ def run_check(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.file, args.overrides)
     stages = ", ".join(f"{s.name} ({s.kind}, {s.trainer.max_steps} steps)" for s in recipe.stages)
     print(f"ok: {args.file}: {recipe.name}: {stages}")
+    converters = sorted({src.converter for stage in recipe.stages for src in stage.data.train
+                         if src.converter} | {s.converter for s in recipe.eval.sets if s.converter})
+    if converters:
+        print(f"converters dry-run on their fixture rows: {', '.join(converters)}")
     return 0

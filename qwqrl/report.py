@@ -1,8 +1,9 @@
 """The run's report: `report.md` (evaluations per checkpoint) and `plots/*.png` (training curves).
 
 1. The table has one row per evaluation, in order (the initial model, then after each stage),
-   one column per metric, and under every row after the first a `change` row against the
-   checkpoint before it; with three or more checkpoints a last row gives the total change.
+   one column per metric (a benchmark suite's with `± stderr` when `stderr/<metric>` was
+   logged), and under every row after the first a `change` row against the checkpoint before
+   it; with three or more checkpoints a last row gives the total change.
 2. Line plots come from `metrics.jsonl`: reward per verifier (`rewards/<verifier>/mean`),
    response length, loss and KL when logged; each marks where the logged `stage` changes,
    named after the stages of the run's `recipe.yaml`. Pass rates per checkpoint are grouped bars.
@@ -25,6 +26,7 @@ from matplotlib.figure import Figure
 from qwqrl.tracking import read_metrics
 
 MISSING = "-"
+STDERR = "stderr/"  # `stderr/<metric>`: the metric's standard error, shown as `value ± stderr`
 
 # (file stem, title, y label, metric pattern; a group in the pattern names the series)
 LINE_PLOTS = (
@@ -95,11 +97,16 @@ def format_table(evals: list[dict[str, Any]]) -> str:
 
 def _grid(evals: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of text cells: values per checkpoint, `change` rows between them."""
-    metrics = list(dict.fromkeys(key for ev in evals for key in ev["metrics"]))
+    metrics = list(dict.fromkeys(key for ev in evals for key in ev["metrics"]
+                                 if not key.startswith(STDERR)))
     fmt = {m: _format_for([ev["metrics"].get(m) for ev in evals]) for m in metrics}
 
     def values(ev: dict[str, Any]) -> list[str]:
-        return [_cell(fmt[m], ev["metrics"].get(m)) for m in metrics]
+        cells = []
+        for m in metrics:
+            cell, stderr = _cell(fmt[m], ev["metrics"].get(m)), ev["metrics"].get(STDERR + m)
+            cells.append(cell if stderr is None else f"{cell} ± {stderr:{fmt[m]}}")
+        return cells
 
     def changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
         out = []

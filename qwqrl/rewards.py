@@ -42,6 +42,8 @@ class RewardRouter:
         if cfg.ifeval:
             self.options["ifeval"] = {"think_opened": think_opened}
             self.ifeval_mode = cfg.ifeval.mode
+        if cfg.tool_call:
+            self.options["tool_call"] = {"think_opened": think_opened}
         if cfg.format:
             self.options["format"] = {"think_opened": think_opened}
         if cfg.overlong:

@@ -29,6 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from qwqrl.errors import UserError
+from qwqrl.sandbox.isolation import add_allow_weak_argument, allow_weak_from_args
 from qwqrl.verifiers.base import Verdict
 from qwqrl.verifiers.registry import TASK_VERIFIERS, VERIFIERS, verify_batch
 
@@ -45,6 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-think-opened", dest="think_opened", action="store_false",
                    help="the chat template did not open <think>: a completion without think "
                         "tags is judged whole (default: it is unfinished)")
+    add_allow_weak_argument(p)
     p.set_defaults(func=run)
 
 
@@ -144,6 +146,8 @@ def score_block(lines: list[tuple[int, str]], options: dict[str, dict[str, Any]]
             verdicts = verify_batch(name, records, **options.get(name, {}), **extra)
             if len(verdicts) != len(records):
                 raise RuntimeError(f"{len(verdicts)} verdicts for {len(records)} records")
+        except UserError:  # e.g. the local sandbox refused weak isolation: the run stops
+            raise
         except Exception as e:  # noqa: BLE001 -- a verifier failure nulls its records, never the run
             verdicts = [Verdict(None, {"verifier": name}, f"{type(e).__name__}: {e}")] * len(records)
         for record, v in zip(records, verdicts):
@@ -170,10 +174,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"score: output folder {dst.parent} does not exist")
     if args.batch_size < 1:
         raise UserError(f"score: --batch-size must be at least 1, got {args.batch_size}")
+    allow_weak_from_args(args)
     options = {"math": {"timeout_s": args.math_timeout, "think_opened": args.think_opened},
                "code": {"think_opened": args.think_opened},
                "ifeval": {"think_opened": args.think_opened},
-               "general": {"think_opened": args.think_opened}}
+               "general": {"think_opened": args.think_opened},
+               "tool_call": {"think_opened": args.think_opened}}
     total = _count_lines(src)
     console = Console(stderr=True)
     summary = Summary()

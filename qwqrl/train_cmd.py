@@ -6,6 +6,7 @@ from pathlib import Path
 
 from qwqrl.errors import UserError
 from qwqrl.recipe import load_recipe
+from qwqrl.sandbox.isolation import add_allow_weak_argument, allow_weak_from_args
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +26,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="continue the run in the recipe's output directory where it stopped")
     p.add_argument("--wandb", choices=["online", "offline", "disabled"], default=None,
                    help="override logging.wandb.mode")
+    add_allow_weak_argument(p)
 
 
 def parse_stages(text: str | None, count: int) -> list[int] | None:
@@ -41,6 +43,7 @@ def parse_stages(text: str | None, count: int) -> list[int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    allow_weak_from_args(args)
     overrides = list(args.overrides)
     if args.wandb:
         overrides.append(f"logging.wandb.mode={args.wandb}")

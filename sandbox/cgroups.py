@@ -1,8 +1,12 @@
-"""Per-slot cgroups (memory and pids), created once when the server starts.
+"""Per-slot cgroups (memory and pids), created when a slot starts.
 
 Why: rlimits bound one process; a fork bomb or a family of processes is bounded only by a
-cgroup. Both cgroup v1 (separate memory/ and pids/ hierarchies) and v2 (one unified tree) are
-supported; where neither is writable the server runs without this layer and says so.
+cgroup. The memory limit is set again before every run to that run's `memory_mb` plus the
+zygote's headroom (`set_memory`), so a program that forks children, each under its own address
+space limit, is still capped as a whole; swap is capped with it where the host accounts for it
+(v1 `memory.memsw.limit_in_bytes` = the limit, v2 `memory.swap.max` = 0). Both cgroup v1
+(separate memory/ and pids/ hierarchies) and v2 (one unified tree) are supported; where neither
+is writable the server runs without this layer and says so.
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ class Cgroups:
 
     def __init__(self, version: int) -> None:
         self.version = version
+        self.swap_limited = False  # whether a slot's swap use is capped too (set by `detect`)
         if version == 2:
             self.parents = [ROOT / GROUP]
         else:
@@ -53,6 +58,9 @@ class Cgroups:
             probe = f"probe-{os.getpid()}"
             procs = groups.create(probe, memory_bytes=64 << 20, pids=8)
             try:
+                swap = "memory.swap.max" if version == 2 else "memory.memsw.limit_in_bytes"
+                groups.swap_limited = (groups.parents[0] / probe / swap).exists()
+                groups.set_memory(probe, 48 << 20)
                 subprocess.run(["true"], check=True, preexec_fn=lambda: join(procs))
             finally:
                 groups.remove(probe)
@@ -85,6 +93,26 @@ class Cgroups:
                 (dirs[0] / "memory.memsw.limit_in_bytes").write_text(str(memory_bytes))
             (dirs[1] / "pids.max").write_text(str(pids))
         return [str(d / "cgroup.procs") for d in dirs]
+
+    def describe(self) -> dict:
+        """What `/v1/info` and the start-up log say about this layer."""
+        return {"version": self.version, "controllers": ["memory", "pids"], "swap_limited": self.swap_limited,
+                "parents": [str(p) for p in self.parents]}
+
+    def set_memory(self, name: str, memory_bytes: int) -> None:
+        """Cap everything in the slot together (and its swap, where accounted) at `memory_bytes`.
+        v1 requires limit <= memsw limit at every step: lower the limit first, raise memsw first."""
+        d = self.parents[0] / name
+        if self.version == 2:
+            (d / "memory.max").write_text(str(memory_bytes))
+            return
+        files = [d / "memory.limit_in_bytes"]
+        if self.swap_limited:
+            files.append(d / "memory.memsw.limit_in_bytes")
+        if memory_bytes > int(files[0].read_text()):
+            files.reverse()
+        for f in files:
+            f.write_text(str(memory_bytes))
 
     def pids(self, name: str) -> set[int]:
         found: set[int] = set()

@@ -26,5 +26,5 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UserError(str(e)) from None
     if code == 3:
-        raise UserError("the sandbox server did not start (see the log above; --require not met?)")
+        raise UserError("the sandbox server did not start (see the log above)")
     return code

@@ -12,6 +12,10 @@ Levels, weakest to strongest (each adds to the one before):
   full        + a seccomp filter and a per-slot cgroup (memory, pids).
 Detection probes each layer for real (a bwrap sandbox is started, a cgroup is created) rather
 than trusting that a binary exists. Monkeypatching Python builtins is not a layer.
+
+Below `namespaces` a program can read every file the server's user can, reach the network and
+leave files for the next run, so the server refuses to start there unless the user opts in
+(`--allow-weak-isolation` or QWQRL_ALLOW_WEAK_SANDBOX=1): a weak sandbox is never silent.
 """
 from __future__ import annotations
 
@@ -23,16 +27,26 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+from qwqrl.errors import UserError
 from qwqrl.sandbox.cgroups import Cgroups, join
 from qwqrl.sandbox.seccomp import build_filter
 
 LEVELS = ("rlimits", "uid", "namespaces", "full")
+STRONG = "namespaces"  # the weakest level that walls off host files and the network
+ALLOW_WEAK_FLAG = "--allow-weak-isolation"
+ALLOW_WEAK_ENV = "QWQRL_ALLOW_WEAK_SANDBOX"
+INSTALL_BWRAP = "sudo apt-get install -y bubblewrap"
+WEAK_EXPOSURE = ("programs run without bubblewrap: they can read every file this user can read, "
+                 "reach the network, and leave files the next run sees")
 ZYGOTE = Path(__file__).with_name("zygote.py")
 SANDBOX_ZYGOTE = "/sandbox/zygote.py"
 UID_BASE, UID_BLOCK, UID_BLOCKS = 61000, 64, 64
 LOCK_DIR = Path("/run/qwqrl-sandbox")
+# What a slot's cgroup admits beyond a run's memory_mb: the warm zygote (~25 MiB), bwrap, page
+# cache and small files in /tmp. A run's processes together get the rest.
+ZYGOTE_HEADROOM_MB = 128
 WORKROOTS = Path("/tmp")
 log = logging.getLogger("qwqrl.sandbox")
 
@@ -41,6 +55,40 @@ def level_rank(level: str) -> int:
     if level not in LEVELS:
         raise ValueError(f"isolation level must be one of {', '.join(LEVELS)}, got {level!r}")
     return LEVELS.index(level)
+
+
+class IsolationTooWeak(UserError):
+    """The sandbox would run below the isolation level it must have; the message says why and what to
+    do. A UserError, so every `qwqrl` command that starts a sandbox prints it and exits 2."""
+
+
+def weak_allowed() -> bool:
+    """True when the user opted in to weak isolation through the environment."""
+    return os.environ.get(ALLOW_WEAK_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def weak_refusal(level: str | None = None) -> str:
+    """Why the sandbox refuses to run untrusted code, and the three ways forward."""
+    found = f"isolation level {level!r}" if level else "a weak isolation level"
+    cause = ("bubblewrap is installed but cannot create a sandbox here (unprivileged user namespaces "
+             "refused and the server is not root?)" if shutil.which("bwrap")
+             else "bubblewrap (bwrap) is not installed")
+    return (f"the code sandbox would run untrusted programs at {found}: {cause}; {WEAK_EXPOSURE}. "
+            f"Install it with `{INSTALL_BWRAP}` (or `make install` as root), or accept the risk with "
+            f"{ALLOW_WEAK_FLAG} or {ALLOW_WEAK_ENV}=1")
+
+
+def add_allow_weak_argument(parser: Any) -> None:
+    """The opt-in flag, for every command that may start a local sandbox."""
+    parser.add_argument(ALLOW_WEAK_FLAG, dest="allow_weak_isolation", action="store_true",
+                        help=f"run untrusted code even without bubblewrap ({WEAK_EXPOSURE}); "
+                             f"same as {ALLOW_WEAK_ENV}=1")
+
+
+def allow_weak_from_args(args: Any) -> None:
+    """Pass the flag on to every sandbox this process starts (they read the environment)."""
+    if getattr(args, "allow_weak_isolation", False):
+        os.environ[ALLOW_WEAK_ENV] = "1"
 
 
 def sandbox_python() -> str:
@@ -114,6 +162,7 @@ class Isolation:
                 "rlimits": True,
             },
             "cgroup_version": self.cgroups.version if self.cgroups else None,
+            "cgroup": self.cgroups.describe() if self.cgroups else None,
             "slot_uids": [self.uids.base, self.uids.base + UID_BLOCK - 1] if self.uids else None,
             "python": self.python,
         }
@@ -160,6 +209,11 @@ class Isolation:
     def cleanup(self, launch: Launch) -> None:
         for fd in launch.pass_fds:
             os.close(fd)
+
+    def set_run_memory(self, launch: Launch, memory_mb: int) -> None:
+        """Cap the slot's cgroup for the next run: its memory_mb plus the zygote's headroom."""
+        if launch.cgroup and self.cgroups:
+            self.cgroups.set_memory(launch.cgroup, (memory_mb + ZYGOTE_HEADROOM_MB) << 20)
 
     def remove_cgroup(self, launch: Launch) -> None:
         if launch.cgroup and self.cgroups:

@@ -199,7 +199,9 @@ class Judge:
             for index in range(total if not failed else 0):
                 case = await self._judge_case(lang, req, artifact, index)
                 cases.append(case)
-                if case["status"] == "CE" or (req.stop_on_first_fail and case["status"] != "OK"):
+                # After a time-out the program is taken to hang on every case: the rest count as
+                # failed without running, so a record costs at most one case's wall limit.
+                if case["status"] in ("CE", "TLE") or (req.stop_on_first_fail and case["status"] != "OK"):
                     break
         except SlotFault as e:
             self.metrics.verdicts["SE"] += 1

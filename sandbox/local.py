@@ -3,6 +3,8 @@
 Used by `qwqrl score` and the training pipeline when $QWQRL_SANDBOX_URL is not set, and by the
 tests. It starts `python -m qwqrl.sandbox.server` on a free 127.0.0.1 port, waits for /healthz,
 and on exit stops exactly the process it started (and that process's children), by PID.
+Where the machine offers only weak isolation the server refuses to start and this raises
+IsolationTooWeak, unless `allow_weak_isolation=True` or $QWQRL_ALLOW_WEAK_SANDBOX=1.
 """
 from __future__ import annotations
 
@@ -17,7 +19,10 @@ import time
 import httpx
 import psutil
 
+from qwqrl.sandbox.isolation import ALLOW_WEAK_FLAG, IsolationTooWeak, weak_refusal
+
 START_TIMEOUT_S = 60.0
+REFUSED_EXIT = 4  # the server's exit status when it refuses weak isolation (the server imports it)
 STOP_TIMEOUT_S = 10.0
 
 
@@ -29,9 +34,9 @@ def free_port() -> int:
 
 class LocalSandbox:
     def __init__(self, workers: int | None = None, extra_args: list[str] | None = None,
-                 log_path: str | None = None) -> None:
+                 log_path: str | None = None, allow_weak_isolation: bool = False) -> None:
         self.workers = workers or os.cpu_count() or 1
-        self.extra_args = list(extra_args or [])
+        self.extra_args = list(extra_args or []) + ([ALLOW_WEAK_FLAG] if allow_weak_isolation else [])
         self.log_path = log_path
         self.port = 0
         self.url = ""
@@ -61,6 +66,8 @@ class LocalSandbox:
             if self.proc.poll() is not None:
                 code = self.proc.returncode
                 self.proc = None
+                if code == REFUSED_EXIT:
+                    raise IsolationTooWeak(weak_refusal())
                 raise RuntimeError(f"sandbox server exited during start-up (code {code})")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.url}/healthz", timeout=1.0, trust_env=False).status_code == 200:

@@ -20,7 +20,8 @@ class Strict(BaseModel):
 
 class Limits(Strict):
     time_s: float = Field(2.0, gt=0, description="CPU seconds per test (wall backstop: 2x + 1 s)")
-    memory_mb: int = Field(512, ge=16, description="address-space limit per test, MiB")
+    memory_mb: int = Field(512, ge=16, description="address space per process, MiB; a run's processes "
+                           "together are capped at this plus 128 MiB for the slot (cgroup)")
 
 
 class StdioCase(Strict):

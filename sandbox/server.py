@@ -4,6 +4,8 @@ Admission is bounded: at most `workers + queue` evaluations are admitted at once
 each item); beyond that the answer is 429 with Retry-After, so clients spread load instead of
 piling up. Bodies over the size limit get 413, malformed ones 422 naming the field. When a client
 disconnects mid-evaluation the work is cancelled and its slot killed, so nothing keeps running.
+Below the `namespaces` isolation level the server refuses to start (exit status 4) unless weak
+isolation is allowed explicitly (see `isolation.py`).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import contextlib
 import logging
 import math
 import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,9 +25,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from qwqrl import __version__
+from qwqrl.errors import UserError
 from qwqrl.sandbox import isolation as iso_mod
 from qwqrl.sandbox import languages
 from qwqrl.sandbox.judge import STATUSES, Judge, JudgeConfig
+from qwqrl.sandbox.local import REFUSED_EXIT
 from qwqrl.sandbox.metrics import Metrics
 from qwqrl.sandbox.models import EvaluateRequest, RunRequest
 from qwqrl.sandbox.slots import SlotPool
@@ -32,6 +37,11 @@ from qwqrl.sandbox.slots import SlotPool
 log = logging.getLogger("qwqrl.sandbox")
 DISCONNECT_POLL_S = 0.25
 MAX_BATCH = 1024
+IsolationTooWeak = iso_mod.IsolationTooWeak
+
+
+class RequiredLevelNotMet(UserError):
+    """The detected isolation level is below `--require`."""
 
 
 @dataclass
@@ -39,6 +49,7 @@ class ServerConfig:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     queue: int = 256
     require: str = "rlimits"
+    allow_weak: bool = False  # below `namespaces` only with this (or $QWQRL_ALLOW_WEAK_SANDBOX=1)
     strict: bool = False
     max_body_mb: int = 64
     bwrap: bool = True
@@ -53,10 +64,6 @@ class ServerConfig:
         if self.queue < 0:
             raise ValueError(f"queue: expected >= 0, got {self.queue}")
         iso_mod.level_rank(self.require)
-
-
-class IsolationTooWeak(RuntimeError):
-    """The detected isolation level is below `--require`."""
 
 
 class BodyLimit:
@@ -86,16 +93,38 @@ class Service:
         self.pool: SlotPool | None = None
         self.judge: Judge | None = None
 
+    def detect(self) -> None:
+        """Probe the isolation layers, log them, and refuse (IsolationTooWeak) below the required level."""
+        cfg = self.config
+        isolation = iso_mod.detect(cfg.bwrap, cfg.cgroups, cfg.seccomp, cfg.judge.max_memory_mb,
+                                   cfg.bwrap_as_root)
+        report = isolation.report()
+        cgroup = report["cgroup"]
+        log.warning("sandbox isolation level: %s (layers: %s; cgroup: %s)", report["level"],
+                    ", ".join(f"{k}={v if isinstance(v, str) else 'yes' if v else 'no'}"
+                              for k, v in report["layers"].items()),
+                    f"v{cgroup['version']} ({', '.join(cgroup['controllers'])}; swap "
+                    f"{'capped' if cgroup['swap_limited'] else 'not accounted'})" if cgroup else "none")
+        rank = iso_mod.level_rank(report["level"])
+        weak = rank < iso_mod.level_rank(iso_mod.STRONG)
+        refusal: UserError | None = None
+        if weak and not (cfg.allow_weak or iso_mod.weak_allowed()):
+            refusal = IsolationTooWeak(iso_mod.weak_refusal(report["level"]))
+        elif rank < iso_mod.level_rank(cfg.require):
+            refusal = RequiredLevelNotMet(f"isolation level {report['level']!r} is below the required "
+                                          f"{cfg.require!r}; layers: {report['layers']}")
+        if refusal:
+            isolation.close()
+            raise refusal
+        if weak:
+            log.warning("WEAK ISOLATION, allowed explicitly: %s", iso_mod.WEAK_EXPOSURE)
+        self.isolation = isolation
+
     async def start(self) -> None:
         cfg = self.config
-        self.isolation = iso_mod.detect(cfg.bwrap, cfg.cgroups, cfg.seccomp, cfg.judge.max_memory_mb,
-                                        cfg.bwrap_as_root)
-        report = self.isolation.report()
-        log.warning("sandbox isolation level: %s (layers: %s)", report["level"],
-                    ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in report["layers"].items()))
-        if iso_mod.level_rank(report["level"]) < iso_mod.level_rank(cfg.require):
-            raise IsolationTooWeak(f"isolation level {report['level']!r} is below the required "
-                                   f"{cfg.require!r}; layers: {report['layers']}")
+        if self.isolation is None:
+            self.detect()
+        assert self.isolation is not None
         self.pool = SlotPool(self.isolation, cfg.workers, self.metrics, cfg.strict)
         await self.pool.start()
         self.judge = Judge(self.pool, cfg.judge, self.metrics)
@@ -151,6 +180,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             await service.stop()
 
     app = FastAPI(title="qwqrl sandbox", version=__version__, lifespan=lifespan)
+    app.state.service = service
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -227,7 +257,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="slots (default: one per core)")
     parser.add_argument("--queue", type=int, default=256, help="admitted requests beyond the slots before 429")
     parser.add_argument("--require", default="rlimits", choices=iso_mod.LEVELS,
-                        help="refuse to start below this isolation level")
+                        help=f"refuse to start below this isolation level (below {iso_mod.STRONG} it "
+                             f"also needs {iso_mod.ALLOW_WEAK_FLAG})")
+    iso_mod.add_allow_weak_argument(parser)
     parser.add_argument("--strict", action="store_true", help="a fresh sandbox for every run (slower)")
     parser.add_argument("--max-time-s", type=float, default=30.0, help="largest limits.time_s accepted")
     parser.add_argument("--max-memory-mb", type=int, default=4096, help="largest limits.memory_mb accepted")
@@ -242,7 +274,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    return ServerConfig(workers=args.workers, queue=args.queue, require=args.require, strict=args.strict,
+    return ServerConfig(workers=args.workers, queue=args.queue, require=args.require,
+                        allow_weak=args.allow_weak_isolation, strict=args.strict,
                         max_body_mb=args.max_body_mb, bwrap=not args.no_bwrap, bwrap_as_root=args.bwrap_as_root,
                         seccomp=not args.no_seccomp,
                         cgroups=not args.no_cgroups,
@@ -250,12 +283,15 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run the server until interrupted; 2 when the isolation requirement is not met."""
+    """Run the server until interrupted; IsolationTooWeak before serving when the isolation
+    level is below the required one; 3 when uvicorn did not start."""
     import uvicorn
 
     config = config_from_args(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = BodyLimit(create_app(config), config.max_body_mb << 20)
+    fastapi_app = create_app(config)
+    fastapi_app.state.service.detect()
+    app = BodyLimit(fastapi_app, config.max_body_mb << 20)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                                            access_log=False, lifespan="on", timeout_graceful_shutdown=5))
     server.run()
@@ -270,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         parser.error(str(e))
         return 2
+    except (IsolationTooWeak, RequiredLevelNotMet) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return REFUSED_EXIT if isinstance(e, IsolationTooWeak) else 2
 
 
 if __name__ == "__main__":

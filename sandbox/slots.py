@@ -36,6 +36,7 @@ class Slot:
         self.proc: asyncio.subprocess.Process | None = None
         self.launch: Launch | None = None
         self.stale = True
+        self.memory_mb: int | None = None  # the run memory cap now set on the slot's cgroup
 
     async def start(self) -> None:
         launch = self.isolation.launch(self.index)
@@ -45,7 +46,7 @@ class Slot:
                 preexec_fn=launch.preexec, pass_fds=launch.pass_fds, start_new_session=True)
         finally:
             self.isolation.cleanup(launch)
-        self.launch = launch
+        self.launch, self.memory_mb = launch, None
         try:
             hello, _ = await asyncio.wait_for(self._read(), START_TIMEOUT_S)
         except (asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
@@ -78,7 +79,15 @@ class Slot:
             self.proc = None
 
     async def run(self, job: dict, blob: bytes = b"") -> tuple[dict, bytes]:
-        assert self.proc and self.proc.stdin
+        assert self.proc and self.proc.stdin and self.launch
+        memory_mb = int(job["memory_mb"])
+        if memory_mb != self.memory_mb:
+            try:
+                self.isolation.set_run_memory(self.launch, memory_mb)
+            except OSError as e:  # v1 refuses a limit below what the slot still holds
+                self.kill()
+                raise SlotFault(f"slot {self.index} could not cap its memory at {memory_mb} MiB: {e}") from None
+            self.memory_mb = memory_mb
         oom_before = self._oom_kills()
         head = json.dumps(job).encode()
         try:

@@ -32,6 +32,8 @@ FRAME = struct.Struct("!II")
 ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
 STDERR_KEEP = 16384
 COMPILE_FAILED, COMPILED = b"C", b"R"
+PR_SET_DUMPABLE = 4
+LIBC = None  # the C library (ctypes), loaded once by main()
 
 
 def read_exact(fd, n):
@@ -149,6 +151,7 @@ def child(job, fds):
     os.setsid()
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
+    prefer_for_oom_kill()
     os.chdir(job["cwd"])
     for target, fd in enumerate(fds[:3]):
         os.dup2(fd, target)
@@ -162,6 +165,19 @@ def child(job, fds):
     if job["kind"] == "exec":
         os.execve(3, job["argv"], ENV)
     os.execvpe(job["argv"][0], job["argv"], ENV)
+
+
+def prefer_for_oom_kill():
+    """When the slot's cgroup runs out, the OOM killer takes the program, not the zygote. The
+    child inherits the zygote's non-dumpability, which makes its /proc files root's; it has
+    nothing to hide from its own program, so it becomes dumpable to write its score."""
+    try:
+        if LIBC is not None:
+            LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
 
 
 def wait_child(pid, wall_s):
@@ -340,11 +356,13 @@ def main():
         sys.exit(self_check(uid_mode == "dedicated-uid", sys.argv[5:6] == ["seccomp"]))
     pid1 = os.getpid() == 1
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    global LIBC
     try:  # a non-dumpable zygote cannot be read or written through /proc/1/mem by its children
         import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
+        LIBC = ctypes.CDLL(None, use_errno=True)
+        LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     except (OSError, AttributeError):
-        pass
+        LIBC = None
     zygote = Zygote(pid1, dedicated_uid=uid_mode == "dedicated-uid", workdir=workdir)
     inp, out = os.dup(0), os.dup(1)
     null = os.open("/dev/null", os.O_RDWR)

@@ -56,7 +56,7 @@ class Block:
 sys.meta_path.insert(0, Block())
 import qwqrl.verifiers.registry, qwqrl.verifiers.math, qwqrl.verifiers.code
 import qwqrl.verifiers.format, qwqrl.verifiers.overlong, qwqrl.verifiers.reward_model
-import qwqrl.verifiers.ifeval.verifier
+import qwqrl.verifiers.ifeval.verifier, qwqrl.verifiers.tool_call
 import qwqrl.sandbox.server, qwqrl.sandbox.client, qwqrl.sandbox.local
 from qwqrl.verifiers.registry import verify_batch
 v = verify_batch('format', [{'completion': 'a</think>b'}])

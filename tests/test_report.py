@@ -115,3 +115,12 @@ def test_a_column_keeps_one_number_format_across_checkpoints():
     lines = format_table(evals).splitlines()
     assert lines[3].split() == ["after", "rl", "16.0", "0.250"]
     assert lines[4].split() == ["change", "-112.0", "-0.250"]
+
+
+def test_suite_metrics_show_their_standard_error_beside_the_value():
+    evals = [{"stage": "initial", "metrics": {"aime24/avg@4": 0.25, "stderr/aime24/avg@4": 0.1}},
+             {"stage": "rl", "metrics": {"aime24/avg@4": 0.5, "stderr/aime24/avg@4": 0.125}}]
+    text = format_table(evals)
+    assert "stderr/" not in text  # not a column of its own
+    assert "0.250 ± 0.100" in text and "0.500 ± 0.125" in text
+    assert "+0.250" in text  # the change row compares values only

@@ -29,6 +29,7 @@ VERIFIERS: dict[str, str] = {
     "format": "qwqrl.verifiers.format:verify_batch",
     "overlong": "qwqrl.verifiers.overlong:verify_batch",
     "general": "qwqrl.verifiers.reward_model:verify_batch",
+    "tool_call": "qwqrl.verifiers.tool_call:verify_batch",
 }
 
 # task (a record's `task` field) -> the verifier that scores its accuracy
@@ -37,6 +38,7 @@ TASK_VERIFIERS: dict[str, str] = {
     "code": "code",
     "ifeval": "ifeval",
     "general": "general",
+    "tool_call": "tool_call",
 }
 
 

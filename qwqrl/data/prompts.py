@@ -11,6 +11,8 @@ import copy
 import re
 from typing import Any
 
+from qwqrl.verifiers.tool_call import tool_schemas
+
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 MULTIPLE_CHOICE_INSTRUCTION = ('Please show your choice in the `answer` field with only the choice '
                                'letter, e.g., `"answer": "C"`.')
@@ -63,9 +65,12 @@ def to_messages(record: dict[str, Any], system_prompt: str | None = None,
 def render_prompt(tokenizer: Any, record: dict[str, Any], system_prompt: str | None = None,
                   instructions: bool = True) -> str:
     """The prompt text the model continues: chat template with the generation prompt (for QwQ
-    it ends with `<|im_start|>assistant\\n<think>\\n`)."""
+    it ends with `<|im_start|>assistant\\n<think>\\n`). A tool_call record's `tools` go to the
+    template, which shows them to the model (Qwen's lists them in the system turn)."""
     messages = to_messages(record, system_prompt, instructions)
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    tools = tool_schemas(record) if record.get("task") == "tool_call" else None
+    return tokenizer.apply_chat_template(messages, tools=tools, tokenize=False,
+                                         add_generation_prompt=True)
 
 
 def _prompt_text(prompt: str | list[dict[str, str]]) -> str:

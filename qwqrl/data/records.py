@@ -5,17 +5,25 @@ generator (`qwqrl.data.synthetic`). Every record is checked against the record c
 DESIGN.md before training starts, because a missing `answer` found at step 900 costs a run; the
 error names the file and line (`data/math.jsonl:17: field "answer" is required for task "math"`).
 JSONL is read line by line here rather than through `datasets` so bad JSON gets a line number too.
+
+Public datasets rarely follow the contract as published; a source's column mapping (`rename`, a
+named `converter` from `qwqrl.data.converters`, `fixed` values) turns each row into a record
+first (`map_row`), and `dry_run` tries a converter on its fixture rows for `qwqrl recipe check`.
 """
 from __future__ import annotations
 
 import inspect
 import json
+import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
 from qwqrl.config import TASKS, DataSource
+from qwqrl.data.converters import CONVERTERS, Converter, SkipRow
 from qwqrl.errors import UserError
 from qwqrl.recipe import resolve_data_path
+from qwqrl.verifiers.tool_call import contract_problems
 
 ROLES = ("system", "user", "assistant")
 MAX_REPORTED = 10  # errors listed per source; the rest are counted
@@ -24,20 +32,27 @@ Problem = str  # "field ...: what was expected", without the location
 
 
 def load_source(src: DataSource, base: Path) -> list[dict]:
-    """Read `src` (relative paths: working directory, then `base`), apply `task` and `limit`,
-    validate every record and give each a stable `id` if it has none."""
+    """Read `src` (relative paths: working directory, then `base`), map each row to a record
+    (`map_row`), keep the first `limit` records, validate every record and give each a stable
+    `id` if it has none. Rows a converter skips are counted and reported, never silently lost."""
     name, located = _read(src, base)
-    if src.limit is not None:
-        located = located[: src.limit]
     if not located:
         raise UserError(f"{name}: no records")
-    records, errors = [], []
-    for index, (where, record) in enumerate(located):
-        if not isinstance(record, dict):
-            errors.append(f"{where}: a record is a JSON object (found {_kind(record)})")
+    records, errors, skipped = [], [], Counter()
+    for index, (where, row) in enumerate(located):
+        if src.limit is not None and len(records) >= src.limit:
+            break
+        if not isinstance(row, dict):
+            errors.append(f"{where}: a record is a JSON object (found {_kind(row)})")
             continue
-        if src.task is not None:
-            record["task"] = src.task
+        try:
+            record = map_row(row, src)
+        except SkipRow as e:
+            skipped[str(e)] += 1
+            continue
+        except MappingError as e:
+            errors.append(f"{where}: {e}")
+            continue
         errors.extend(f"{where}: {p}" for p in validate_record(record))
         if record.get("id") is None:
             record["id"] = f"{name}#{index}"
@@ -46,7 +61,74 @@ def load_source(src: DataSource, base: Path) -> list[dict]:
         shown = errors[:MAX_REPORTED]
         more = len(errors) - len(shown)
         raise UserError("\n".join(shown) + (f"\n... and {more} more problems" if more else ""))
+    if skipped:
+        reasons = "; ".join(f"{reason}: {n}" for reason, n in skipped.most_common())
+        print(f"{name}: skipped {sum(skipped.values())} rows that converter "
+              f"{src.converter!r} cannot make checkable records of ({reasons})", file=sys.stderr)
+    if not records:
+        raise UserError(f"{name}: no records left after converter {src.converter!r} "
+                        f"skipped every row")
     return records
+
+
+class MappingError(ValueError):
+    """A row the source's column mapping cannot apply to; the message names the step."""
+
+
+def map_row(row: dict[str, Any], src: DataSource) -> dict[str, Any]:
+    """One source row -> one record: `rename` columns, then the `converter`, then the `fixed`
+    fields, then the source's `task`. Raises SkipRow (the converter's) or MappingError."""
+    if src.rename:
+        missing = [c for c in src.rename if c not in row]
+        if missing:
+            raise MappingError(f"rename: no column {', '.join(map(repr, missing))} "
+                               f"(columns: {', '.join(sorted(row))})")
+        renamed = {k: v for k, v in row.items() if k not in src.rename}
+        renamed.update({new: row[old] for old, new in src.rename.items()})
+        row = renamed
+    if src.converter is not None:
+        row = _convert(CONVERTERS[src.converter], row)
+    if src.fixed:
+        row = {**row, **src.fixed}
+    if src.task is not None:
+        row["task"] = src.task
+    return row
+
+
+def _convert(converter: Converter, row: dict[str, Any]) -> dict[str, Any]:
+    try:
+        record = converter.fn(row)
+    except KeyError as e:
+        raise MappingError(f"converter {converter.name!r}: missing field {e.args[0]!r} "
+                           f"(columns: {', '.join(sorted(row))})") from None
+    except (ValueError, TypeError, AttributeError) as e:
+        raise MappingError(f"converter {converter.name!r}: {e}") from None
+    if not isinstance(record, dict):
+        raise MappingError(f"converter {converter.name!r} returned {_kind(record)}, not a record")
+    return record
+
+
+def dry_run(src: DataSource) -> list[Problem]:
+    """Run the source's converter (then `fixed` and `task`) on the converter's fixture rows,
+    which are in the dataset's own schema, and validate what comes out: a wrong converter or a
+    `task`/`fixed` that contradicts it shows at `recipe check`, before any data is downloaded.
+    `rename` is not applied: it maps the user's data onto the schema the fixtures already have."""
+    converter = CONVERTERS[src.converter]
+    fixture = f"fixtures/{converter.fixture}"
+    problems, made = [], 0
+    for lineno, row in enumerate(converter.fixture_rows(), 1):
+        try:
+            record = map_row(row, src.model_copy(update={"rename": {}}))
+        except SkipRow:
+            continue
+        except MappingError as e:
+            problems.append(f"{fixture}:{lineno}: {e}")
+            continue
+        made += 1
+        problems.extend(f"{fixture}:{lineno}: {p}" for p in validate_record(record))
+    if not made:
+        problems.append(f"{fixture}: converter {converter.name!r} made no record of its rows")
+    return problems
 
 
 def validate_record(record: dict[str, Any]) -> list[Problem]:
@@ -284,6 +366,7 @@ def _check_ifeval(record: dict[str, Any]) -> list[Problem]:
 
 TASK_CHECKS: dict[str, Callable[[dict[str, Any]], list[Problem]]] = {
     "math": _check_math, "code": _check_code, "ifeval": _check_ifeval, "general": lambda r: [],
+    "tool_call": contract_problems,
 }
 
 

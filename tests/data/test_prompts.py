@@ -4,6 +4,7 @@ from qwqrl.data import render_prompt, to_messages
 from qwqrl.data.prompts import (CODE_INSTRUCTION, MATH_INSTRUCTION, MULTIPLE_CHOICE_INSTRUCTION,
                                 instruction_for)
 from qwqrl.tiny import build_tokenizer
+from tests.data.test_records import TOOL_CALL
 
 MATH = {"task": "math", "prompt": "What is 1+1?", "answer": "2"}
 CHOICE = {"task": "math", "answer": "B",
@@ -60,3 +61,12 @@ def test_render_ends_inside_the_think_block():
     text = render_prompt(build_tokenizer(), MATH, instructions=False)
     assert text == "<|im_start|>user\nWhat is 1+1?<|im_end|>\n<|im_start|>assistant\n<think>\n"
     assert render_prompt(build_tokenizer(), MATH, system_prompt="S").startswith("<|im_start|>system\nS")
+
+
+def test_a_tool_call_records_tools_reach_the_chat_template():
+    tok = build_tokenizer()
+    tok.chat_template = ("{%- if tools %}<tools>{{ tools | tojson }}</tools>{%- endif %}"
+                         "{%- for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{%- endfor %}")
+    text = render_prompt(tok, TOOL_CALL)
+    assert text.startswith('<tools>[{"type": "function", "function": {"name": "get_weather"')
+    assert "<tools>" not in render_prompt(tok, dict(MATH, tools=TOOL_CALL["tools"]))

@@ -16,6 +16,12 @@ IFEVAL = {"task": "ifeval", "prompt": "Answer in lowercase.",
           "instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]}
 GENERAL = {"task": "general", "prompt": [{"role": "system", "content": "Be kind."},
                                          {"role": "user", "content": "Hi!"}]}
+TOOL_CALL = {"task": "tool_call", "prompt": "Weather in Paris?",
+             "tools": [{"type": "function", "function": {
+                 "name": "get_weather", "parameters": {
+                     "type": "object", "properties": {"city": {"type": "string"}},
+                     "required": ["city"]}}}],
+             "answer": [{"get_weather": {"city": ["Paris"]}}]}
 GOOD = [MATH, CODE, IFEVAL, GENERAL]
 
 
@@ -44,6 +50,13 @@ def test_jsonl_json_and_parquet_load_the_same_records(tmp_path):
         assert [r["task"] for r in records] == ["math", "code", "ifeval", "general"]
         assert records[1]["tests"] == CODE["tests"]
     assert [r["answer"] for r in load(parquet)] == ["2", "3"]
+
+
+def test_tool_call_records_load_with_tools_and_answer_as_lists_or_json_strings(tmp_path):
+    as_strings = dict(TOOL_CALL, tools=json.dumps(TOOL_CALL["tools"]),
+                      answer=json.dumps(TOOL_CALL["answer"]))
+    records = load(write_jsonl(tmp_path / "tools.jsonl", [TOOL_CALL, as_strings]))
+    assert [r["answer"] for r in records] == [TOOL_CALL["answer"], as_strings["answer"]]
 
 
 def test_json_file_may_hold_json_lines(tmp_path):
@@ -124,6 +137,10 @@ BAD = [
     (dict(IFEVAL, instruction_id_list="change_case:english_lowercase"),
      'field "instruction_id_list" must be a list of strs'),
     (dict(IFEVAL, instruction_id_list=[], kwargs=[]), 'field "instruction_id_list" must not be empty'),
+    (without(TOOL_CALL, "tools"), 'field "tools" is required for task "tool_call"'),
+    (dict(TOOL_CALL, answer=[{"book": {}}]), 'field "answer[0]" calls \'book\', which is not in'),
+    (dict(TOOL_CALL, answer=[{"get_weather": {}}]),
+     'field "answer[0].get_weather" lacks required parameter(s) city'),
     ("just a string", "a record is a JSON object"),
 ]
 

@@ -3,6 +3,7 @@ levels and `--require`, strict mode, and that LocalSandbox cleans up exactly wha
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -13,8 +14,9 @@ import httpx
 import psutil
 import pytest
 
-from qwqrl.cli import main
-from qwqrl.sandbox.local import LocalSandbox
+from qwqrl.cli import build_parser, main
+from qwqrl.sandbox.isolation import ALLOW_WEAK_ENV, ALLOW_WEAK_FLAG, INSTALL_BWRAP, IsolationTooWeak
+from qwqrl.sandbox.local import LocalSandbox, free_port
 
 from .conftest import Server
 
@@ -84,6 +86,14 @@ def test_info_and_metrics_report_isolation_and_counts(server: Server) -> None:
     info = server.http.get("/v1/info").json()
     assert info["isolation"]["level"] in ("rlimits", "uid", "namespaces", "full")
     assert "python" in info["languages"] and info["workers"] == 2
+    cgroup = info["isolation"]["cgroup"]
+    if info["isolation"]["layers"]["cgroups"]:  # the version the host mounts, and what is used
+        unified = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+        assert cgroup["version"] == (2 if unified else 1) and cgroup["controllers"] == ["memory", "pids"]
+        if not unified:  # v1 caps swap where the host accounts it (memsw files exist)
+            assert cgroup["swap_limited"] == os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+    else:
+        assert cgroup is None
     server.run("print(1)")
     text = server.http.get("/metrics").text
     assert "# TYPE qwqrl_sandbox_runs_total counter" in text
@@ -114,13 +124,62 @@ def test_disconnecting_client_leaves_no_process_behind(server: Server) -> None:
 
 def test_required_level_not_met_refuses_to_start() -> None:
     with pytest.raises(RuntimeError, match="exited during start-up"):
-        with LocalSandbox(workers=1, extra_args=["--no-bwrap", "--require", "namespaces"]):
+        with LocalSandbox(workers=1, extra_args=["--no-bwrap", "--require", "namespaces"],
+                          allow_weak_isolation=True):
             pass
     assert main(["sandbox", "serve", "--port", "0"]) == 2
 
 
-def test_without_bubblewrap_the_server_runs_and_says_its_level() -> None:
+def _names_every_way_out(message: str) -> None:
+    for part in (ALLOW_WEAK_FLAG, f"{ALLOW_WEAK_ENV}=1", INSTALL_BWRAP, "read every file"):
+        assert part in message, (part, message)
+
+
+def test_weak_isolation_is_refused_naming_the_opt_in_and_the_install(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.delenv(ALLOW_WEAK_ENV, raising=False)
+    with pytest.raises(IsolationTooWeak) as refused:
+        with LocalSandbox(workers=1, extra_args=["--no-bwrap"]):
+            pass
+    _names_every_way_out(str(refused.value))
+    capsys.readouterr()
+    assert main(["sandbox", "serve", "--no-bwrap", "--workers", "1", "--port", str(free_port())]) == 2
+    _names_every_way_out(capsys.readouterr().err)
+
+
+def test_the_environment_variable_opts_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ALLOW_WEAK_ENV, "1")
     with LocalSandbox(workers=1, extra_args=["--no-bwrap"]) as sandbox:
+        assert Server(sandbox).level in ("uid", "rlimits")
+
+
+def test_score_refuses_weak_isolation_unless_opted_in(tmp_path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """`qwqrl score` on a machine without bubblewrap (PATH hides it): exit 2 naming the opt-in,
+    no output file; with the flag it scores."""
+    monkeypatch.delenv("QWQRL_SANDBOX_URL", raising=False)
+    monkeypatch.setenv(ALLOW_WEAK_ENV, "0")  # restored after the test, whatever the flag sets
+    monkeypatch.setenv("PATH", str(tmp_path))
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    tests = {"type": "stdio", "cases": [{"input": "", "output": "1"}]}
+    src.write_text(json.dumps({"task": "code", "tests": tests, "completion": "</think>```python\nprint(1)\n```"}) + "\n")
+    capsys.readouterr()
+    assert main(["score", str(src), "-o", str(out)]) == 2
+    _names_every_way_out(capsys.readouterr().err)
+    assert not out.exists()
+    assert main(["score", str(src), "-o", str(out), ALLOW_WEAK_FLAG]) == 0
+    assert json.loads(out.read_text())["score"] == 1.0
+
+
+def test_train_and_demo_accept_the_opt_in_flag() -> None:
+    parser = build_parser()
+    for command in (["train", "r.yaml"], ["demo"], ["score", "in.jsonl", "-o", "out.jsonl"],
+                    ["sandbox", "serve"]):
+        assert parser.parse_args([*command, ALLOW_WEAK_FLAG]).allow_weak_isolation is True
+
+
+def test_without_bubblewrap_the_server_runs_and_says_its_level() -> None:
+    with LocalSandbox(workers=1, extra_args=["--no-bwrap"], allow_weak_isolation=True) as sandbox:
         srv = Server(sandbox)
         assert srv.level in ("uid", "rlimits")
         assert srv.info["isolation"]["layers"]["bubblewrap_namespaces"] is False

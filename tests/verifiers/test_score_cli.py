@@ -134,3 +134,29 @@ def test_registry_batch_api_judges_records_in_order_sync_and_async():
     assert [v.score for v in overlong] == [-1.0, -1.0, -0.6]
     math_async = asyncio.run(registry.averify_batch("math", records[:2]))
     assert [v.score for v in math_async] == [1.0, 0.0]
+
+
+def test_tool_call_records_are_judged_with_their_calls_in_the_detail(tmp_path: Path):
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+    call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "paris"}}\n</tool_call>'
+    base = {"task": "tool_call", "tools": tools, "answer": [{"get_weather": {"city": ["Paris"]}}]}
+    rows = [dict(base, completion=DONE + call),
+            dict(base, completion=DONE + "It is sunny."),
+            dict(base, completion=call),  # the call sits in unfinished reasoning
+            dict(base, answer=[], completion=DONE + "No tool can do that."),
+            dict(base, answer=[{"book": {}}], completion=DONE + call),
+            dict(base, completion=call + "\n</think>\n" + call.replace("</tool_call>", ""))]
+    src = write_lines(tmp_path / "in.jsonl", [json.dumps(r) for r in rows])
+    out = tmp_path / "out.jsonl"
+    assert main(["score", str(src), "-o", str(out)]) == 0
+    got = records(out)
+    assert [r["score"] for r in got] == [1.0, 0.0, 0.0, 1.0, None, 0.0]
+    assert got[0]["detail"] == {"verifier": "tool_call", "calls": [
+        {"name": "get_weather", "arguments": {"city": "paris"}}]}
+    assert [r["detail"].get("reason") for r in got] == [
+        None, "wrong_count", "unfinished", None, None, "malformed"]
+    assert "'book', which is not in" in got[4]["error"]
+    unopened = tmp_path / "unopened.jsonl"
+    assert main(["score", str(src), "-o", str(unopened), "--no-think-opened"]) == 0
+    assert records(unopened)[2]["score"] == 1.0  # no think tags: judged whole
