@@ -237,7 +237,9 @@ class GenerationConfig(Strict):
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="QwQ guide: 0.95.")
     top_k: int = Field(20, ge=0, description="QwQ guide: 20-40; 0 disables.")
     max_new_tokens: int = Field(1024, gt=0)
-    max_prompt_tokens: int | None = Field(None, gt=0, description="Longer prompts are skipped.")
+    max_prompt_tokens: int | None = Field(
+        None, gt=0, description="Prompts longer than this (rendered, in tokens) are dropped when "
+                                "the stage starts; the count is logged as data/dropped_long_prompts.")
     batch_size: int = Field(64, gt=0, description="HF backend: sequences per generate call.")
     vllm: VLLMConfig = Field(default_factory=VLLMConfig)
 
@@ -251,9 +253,9 @@ class TrainerConfig(Strict):
     schedule: Literal["constant", "cosine", "linear"] = Field("constant", description="After warmup.")
     max_steps: int = Field(100, ge=1, description="Optimizer steps in this stage.")
     batch_size: int = Field(
-        8, ge=1, description="RL: prompts per optimizer step over all data-parallel ranks "
-                             "(each rank draws batch_size / world), each sampled "
-                             "num_generations times. SFT: sequences per step.")
+        8, ge=1, description="Per optimizer step over all data-parallel ranks (each takes an "
+                             "equal share, so the world size must divide it). SFT: sequences; "
+                             "RL: prompts, each sampled num_generations times.")
     micro_batch_size: int = Field(8, ge=1, description="Sequences per forward/backward.")
     micro_batch_tokens: int | None = Field(
         None, gt=0, description="Fill micro-batches to this many real tokens (prompt + completion; "
@@ -270,7 +272,6 @@ class TrainerConfig(Strict):
     offload: bool = Field(False, description="ZeRO-3 optimizer/params offload to CPU.")
     deepspeed: dict[str, Any] = Field(
         default_factory=dict, description="Extra DeepSpeed config merged over the generated one.")
-    eval_every: int = Field(0, ge=0, description="Evaluate every N steps (0: only at stage ends).")
 
 
 class CheckpointConfig(Strict):
@@ -281,6 +282,7 @@ class CheckpointConfig(Strict):
 class StopAt(Strict):
     metric: str = Field(description="An eval metric, e.g. `pass_rate/math`.")
     threshold: float = Field(description="Stop the stage once the metric reaches this.")
+    every: int = Field(25, gt=0, description="Evaluate the held-out metric every N steps.")
 
 
 class StageBase(Strict):

@@ -24,7 +24,7 @@ from qwqrl.train_cmd import add_run_arguments
 DEMO_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "demo" / "two-stage.yaml"
 
 # `--fast`: a few steps per stage and small eval sets, to check the whole path quickly (CI).
-FAST = ["stages.0.trainer.max_steps=20", "stages.0.trainer.eval_every=0",
+FAST = ["stages.0.trainer.max_steps=20", "stages.0.stop_at.every=1000",
         "stages.0.trainer.warmup_steps=5", "stages.1.trainer.max_steps=3",
         "stages.2.trainer.max_steps=3", "stages.1.trainer.batch_size=2",
         "stages.2.trainer.batch_size=2", "stages.1.generation.max_new_tokens=48",

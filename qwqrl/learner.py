@@ -92,14 +92,14 @@ class Learner:
     """Owns the engine, optimizer and schedule of one model; steps on micro-batch losses."""
 
     def __init__(self, model: torch.nn.Module, cfg: TrainerConfig, total_steps: int,
-                 lr: float | None = None) -> None:
+                 lr: float | None = None, betas: tuple[float, float] = (0.9, 0.99)) -> None:
         import deepspeed
 
         self.cfg = cfg
         params = [p for p in model.parameters() if p.requires_grad]
         bf16 = next(model.parameters()).dtype == torch.bfloat16
         optimizer = torch.optim.AdamW(params, lr=lr or cfg.lr, weight_decay=cfg.weight_decay,
-                                      betas=(0.9, 0.99), eps=1e-8)
+                                      betas=betas, eps=1e-8)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler,

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig,
+                          PreTrainedModel, PreTrainedTokenizerBase)
 
 from qwqrl.chat_template import QWQ_CHAT_TEMPLATE
-from qwqrl.config import ModelConfig, TokenizerConfig, TrainerConfig
+from qwqrl.config import ModelConfig, RopeScaling, TokenizerConfig, TrainerConfig
 from qwqrl.errors import UserError
 
 
@@ -58,14 +59,14 @@ def load_policy(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, device: to
     if source is None:
         from qwqrl.tiny import build_model
         model = build_model(tokenizer, cfg.tiny.preset, seed=cfg.tiny.seed + seed,
-                            **cfg.tiny.overrides).to(dtype)
+                            rope_scaling=cfg.rope_scaling, **cfg.tiny.overrides).to(dtype)
     else:
         try:
-            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+            config = AutoConfig.from_pretrained(source)
+            with_rope_scaling(config, cfg.rope_scaling)
+            model = AutoModelForCausalLM.from_pretrained(source, config=config, **kwargs)
         except OSError as e:
             raise UserError(f"model: cannot load {source!r}: {e}") from None
-    if cfg.rope_scaling is not None:
-        model.config.rope_scaling = cfg.rope_scaling.model_dump()
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
@@ -75,6 +76,35 @@ def load_policy(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, device: to
             r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
             target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM"))
     return model.to(device)
+
+
+def with_rope_scaling(config: PretrainedConfig, scaling: RopeScaling | None) -> PretrainedConfig:
+    """Put the recipe's rope scaling (YaRN) into `config`, before the model is built from it.
+
+    transformers 5 builds the rotary embedding's frequencies in the model's constructor from
+    `config.rope_parameters` (which also holds `rope_theta`; `rope_scaling` is its deprecated
+    alias), so scaling set on a built model would never apply. Saved checkpoints carry it in
+    config.json, and later stages load it from there. None leaves the config as it is.
+    """
+    if scaling is not None:
+        current = dict(config.rope_parameters or {})
+        config.rope_parameters = {
+            "rope_theta": current.get("rope_theta", config.default_theta),
+            "rope_type": scaling.rope_type, "factor": scaling.factor,
+            "original_max_position_embeddings": scaling.original_max_position_embeddings}
+        config.standardize_rope_params()
+        config.validate_rope()
+    return config
+
+
+def rope_scaling_of(config: PretrainedConfig) -> dict[str, Any] | None:
+    """The config's rope scaling as the inference engine takes it (vLLM's `rope_scaling` /
+    `hf_overrides`), so rollouts and the learner use the same positions; None: plain RoPE."""
+    params = dict(config.rope_parameters or {})
+    if params.get("rope_type", "default") == "default":
+        return None
+    params.pop("rope_theta", None)
+    return params
 
 
 def reference_model(model: PreTrainedModel, trainer: TrainerConfig) -> torch.nn.Module:

@@ -27,7 +27,7 @@ from qwqrl.checkpoint import Progress, write_json_atomic
 from qwqrl.config import Recipe, RLStage, SFTStage
 from qwqrl.critic import Critic
 from qwqrl.data.mixture import MixtureSampler, mix_with_replay
-from qwqrl.data.prompts import render_prompt
+from qwqrl.data.prompts import drop_long_prompts, render_prompt
 from qwqrl.data.records import load_source
 from qwqrl.distributed import Dist, barrier, init_distributed
 from qwqrl.errors import UserError
@@ -45,6 +45,19 @@ from qwqrl.tracking import Tracker, read_metrics
 Sources = list[tuple[list[dict[str, Any]], float]]
 
 
+def check_batch_sizes(recipe: Recipe, world_size: int, only: list[int] | None = None) -> None:
+    """`trainer.batch_size` is global (prompts per step for RL, sequences for SFT) and each
+    data-parallel rank takes an equal share, so it must divide by the launch's world size;
+    checked before any model loads, so a mismatched launch fails in seconds."""
+    for i, stage in enumerate(recipe.stages):
+        size = stage.trainer.batch_size
+        if (only is None or i in only) and size % world_size:
+            raise UserError(f"stages[{i}] ({stage.name}).trainer.batch_size={size} does not divide "
+                            f"by the data-parallel world size {world_size} (each rank takes an "
+                            f"equal share): use a multiple of {world_size}, or launch "
+                            f"a world size that divides {size}")
+
+
 class Pipeline:
     def __init__(self, recipe: Recipe, recipe_dir: Path, resume: bool = False,
                  only_stages: list[int] | None = None) -> None:
@@ -54,6 +67,7 @@ class Pipeline:
         self.only = only_stages
         self.run_dir = Path(recipe.output_dir or Path("runs") / recipe.name)
         self.dist: Dist = init_distributed()
+        check_batch_sizes(recipe, self.dist.world_size, only_stages)
         torch.manual_seed(recipe.seed)
         if self.run_dir.exists() and not resume and (self.run_dir / "progress.json").exists() \
                 and only_stages is None:
@@ -81,32 +95,54 @@ class Pipeline:
     # ------------------------------------------------------------------------------ services
 
     @contextlib.contextmanager
-    def services(self) -> Iterator[dict[str, Any]]:
-        """A sandbox when any code is judged, and a reward model when any stage uses one."""
-        stages = [s for i, s in enumerate(self.recipe.stages) if self.only is None or i in self.only]
-        needs_code = any(isinstance(s, RLStage) and s.rewards.code for s in stages) \
-            or any(r["task"] == "code" for r in self.eval_records) \
-            or any(s.suite.task == "code" for s in self.eval_suites)
-        general = next((s.rewards.general for s in stages
-                        if isinstance(s, RLStage) and s.rewards.general), None)
-        with contextlib.ExitStack() as stack:
-            out: dict[str, Any] = {"sandbox": None, "reward_model": None}
-            if needs_code:
-                out["sandbox"] = stack.enter_context(self._sandbox())
-            if general is not None:
-                out["reward_model"] = self._reward_model(general)
-            yield out
+    def services(self) -> Iterator[None]:
+        """Sandboxes and reward models, each started when first needed and stopped at the end.
 
-    @contextlib.contextmanager
-    def _sandbox(self) -> Iterator[Any]:
+        Every RL stage is judged with its own `rewards.code.urls` and `rewards.general` (two
+        stages naming the same ones share them). Held-out sets are judged alike after every
+        stage, so the table compares like with like: with the first sandbox URLs and the first
+        reward model among the stages this launch runs (a local sandbox / no RM when none).
+        """
+        with contextlib.ExitStack() as stack:
+            self._stack = stack
+            self._started: dict[str, Any] = {}
+            yield
+
+    def stage_services(self, stage: Any) -> dict[str, Any]:
+        """The sandbox client and reward model that judge `stage`'s rollouts (None: unused)."""
+        rewards = stage.rewards if isinstance(stage, RLStage) else None
+        return {"sandbox": self._sandbox(rewards.code.urls) if rewards and rewards.code else None,
+                "reward_model": self._reward_model(rewards.general)
+                if rewards and rewards.general else None}
+
+    def eval_services(self) -> dict[str, Any]:
+        """The sandbox and reward model that judge held-out answers, the same for every row."""
+        rl = [s.rewards for i, s in enumerate(self.recipe.stages)
+              if isinstance(s, RLStage) and (self.only is None or i in self.only)]
+        urls = next((r.code.urls for r in rl if r.code and r.code.urls), [])
+        general = next((r.general for r in rl if r.general), None)
+        needs_code = any(r["task"] == "code" for r in self.eval_records) \
+            or any(s.suite.task == "code" for s in self.eval_suites)
+        return {"sandbox": self._sandbox(urls) if needs_code else None,
+                "reward_model": self._reward_model(general) if general else None}
+
+    def _sandbox(self, urls: list[str]) -> Any:
+        """A client for `urls`; empty: $QWQRL_SANDBOX_URL, else one local server per process."""
+        from qwqrl.sandbox.client import env_urls
         from qwqrl.sandbox.local import open_sandbox
 
-        urls = next((s.rewards.code.urls for s in self.recipe.stages
-                     if isinstance(s, RLStage) and s.rewards.code and s.rewards.code.urls), [])
-        with contextlib.ExitStack() as stack:  # one local server per process when no urls
-            yield open_sandbox(stack, urls)
+        key = "sandbox:" + ",".join(urls or env_urls())
+        if key not in self._started:
+            self._started[key] = open_sandbox(self._stack, urls)
+        return self._started[key]
 
     def _reward_model(self, cfg: Any) -> Any:
+        key = "rm:" + cfg.model_dump_json(exclude={"weight"})
+        if key not in self._started:
+            self._started[key] = self._load_reward_model(cfg)
+        return self._started[key]
+
+    def _load_reward_model(self, cfg: Any) -> Any:
         from qwqrl.verifiers.reward_model import RemoteRewardModel, RewardModelScorer
 
         if cfg.url:
@@ -134,8 +170,7 @@ class Pipeline:
     def run(self) -> list[dict[str, Any]]:
         if self.resume:
             self._truncate_metrics(self._resume_point())
-        with self.services() as svc:
-            self.svc = svc
+        with self.services():
             tracker = Tracker(self.run_dir, self.recipe.logging, self.recipe.model_dump(mode="json"),
                               is_main=self.dist.is_main)
             self.tracker = tracker
@@ -177,31 +212,54 @@ class Pipeline:
             if not self.evals:
                 self._evaluate(model, "initial", stage)
             if isinstance(stage, SFTStage):
-                global_step = self._sft(i, stage, model, sources, global_step)
-                final_model = model
+                global_step, final_model = self._sft(i, stage, model, sources, global_step)
             else:
                 mixture = mix_with_replay(sources, previous_rl, stage.data.replay_previous) \
                     if previous_rl else sources
+                mixture = self._drop_long_prompts(i, stage, mixture, global_step)
+                self.svc = self.stage_services(stage)
                 global_step, final_model = self._rl(i, stage, model, mixture, global_step)
                 previous_rl = sources
             weights = str(self._save_final(stage, final_model, global_step))
             self._evaluate(final_model, stage.name, stage)
             del model, final_model
 
-    def _sft(self, index: int, stage: SFTStage, model: Any, sources: Sources, global_step: int) -> int:
-        from qwqrl.sft import run_sft
+    def _drop_long_prompts(self, index: int, stage: RLStage, sources: Sources,
+                           global_step: int) -> Sources:
+        """Apply `generation.max_prompt_tokens` at stage start; the count is printed and logged."""
+        limit = stage.generation.max_prompt_tokens
+        if limit is None:
+            return sources
+        kept, dropped = drop_long_prompts(sources, self.tokenizer, self.render, limit,
+                                          where=f"stages[{index}] ({stage.name})")
+        if self.dist.is_main:
+            print(f"{stage.name}: dropped {dropped} prompts longer than {limit} tokens")
+        self.tracker.log({"data/dropped_long_prompts": float(dropped), "stage": float(index)},
+                         step=global_step)
+        return kept
 
+    def _sft(self, index: int, stage: SFTStage, model: Any, sources: Sources,
+             global_step: int) -> tuple[int, Learner]:
+        from qwqrl.progress import stage_progress
+        from qwqrl.sft import SFT_BETAS, SFTTrainer, tokenize
+
+        t = stage.trainer
         sampler = MixtureSampler(sources, seed=self.recipe.seed + index)
-        n = stage.trainer.max_steps * stage.trainer.batch_size
-        records = sampler.sample(n)  # the mixture, in order, as one epoch for the SFT trainer
+        rows = tokenize(sampler.sample(t.max_steps * t.batch_size), self.tokenizer, self.render,
+                        stage.max_length)  # the mixture, in order, as one epoch
+        learner = Learner(model, t, total_steps=t.max_steps, betas=SFT_BETAS)
         evaluate_fn = partial(self._eval_metrics, stage=stage,
                               metric=stage.stop_at.metric if stage.stop_at else None)
-        steps = run_sft(stage, model, self.tokenizer, records,
-                        out_dir=self.run_dir / "checkpoints" / stage.name, seed=self.recipe.seed,
-                        render=self.render, evaluate=evaluate_fn,
-                        log=lambda m, s: self.tracker.log({**m, "stage": float(index)}, step=s),
-                        resume=self.resume, step_offset=global_step)
-        return global_step + steps
+        trainer = SFTTrainer(stage, index, learner, self.tokenizer, rows, self.dist, self.recipe.seed,
+                             self.run_dir, self.progress, evaluate=evaluate_fn,
+                             log=lambda m, s: self.tracker.log({**m, "stage": float(index)}, step=s),
+                             global_step=global_step, log_every=self.recipe.logging.log_every)
+        latest = self.progress.latest(stage.name) if self.resume else None
+        if latest is not None:
+            trainer.resume(latest)
+        with stage_progress(stage.name, t.max_steps, trainer.step, enabled=self.dist.is_main) as bar:
+            trainer.train(progress_bar=bar)
+        return trainer.global_step, learner
 
     def _vllm_generator(self, stage: RLStage, model: Any) -> Any:
         """The run's vLLM engine, holding `model`'s weights. One engine serves every stage and
@@ -298,10 +356,11 @@ class Pipeline:
         module = model.module if isinstance(model, Learner) else model
         vllm = isinstance(stage, RLStage) and stage.generation.backend == "vllm"
         generator = self._vllm_generator(stage, module) if vllm else None
+        judges = self.eval_services()
         try:
             return evaluate(module, self.tokenizer, records, self.recipe.eval, max_new,
-                            render=self.render, sandbox_client=self.svc["sandbox"],
-                            reward_model=self.svc["reward_model"], think_opened=self.think_opened,
+                            render=self.render, sandbox_client=judges["sandbox"],
+                            reward_model=judges["reward_model"], think_opened=self.think_opened,
                             suites=suites, generator=generator)
         finally:
             if generator is not None:

@@ -49,9 +49,12 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def build_model(tokenizer: PreTrainedTokenizerFast, preset: str = "tiny", seed: int = 0,
-                **overrides: Any) -> Qwen2ForCausalLM:
-    """A randomly initialised Qwen2 whose vocabulary matches `tokenizer`."""
+                rope_scaling: Any = None, **overrides: Any) -> Qwen2ForCausalLM:
+    """A randomly initialised Qwen2 whose vocabulary matches `tokenizer`; `rope_scaling` (a
+    recipe `RopeScaling`) goes into its config before the model is built."""
     import torch
+
+    from qwqrl.models import with_rope_scaling
 
     if preset not in QWEN2_PRESETS:
         raise ValueError(f"unknown model preset {preset!r}; expected one of {sorted(QWEN2_PRESETS)}")
@@ -61,6 +64,7 @@ def build_model(tokenizer: PreTrainedTokenizerFast, preset: str = "tiny", seed: 
         bos_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, **shape,
     )
+    with_rope_scaling(config, rope_scaling)
     torch.manual_seed(seed)
     return Qwen2ForCausalLM(config)
 

@@ -77,3 +77,29 @@ def _prompt_text(prompt: str | list[dict[str, str]]) -> str:
     if isinstance(prompt, str):
         return prompt
     return "\n".join(m["content"] for m in prompt if m["role"] == "user")
+
+
+def drop_long_prompts(sources: list[tuple[list[dict[str, Any]], float]], tokenizer: Any,
+                      render: Any, max_tokens: int, where: str
+                      ) -> tuple[list[tuple[list[dict[str, Any]], float]], int]:
+    """The mixture without records whose rendered prompt exceeds `max_tokens` tokens, and how
+    many were dropped. A prompt that long would crowd out the completion (or overflow the
+    engine's context); dropping it at stage start keeps every step's batch the size asked for.
+    A source left empty leaves the mixture (its weight goes to the others); none left is an error.
+    """
+    from qwqrl.errors import UserError
+    from qwqrl.generation.base import encode_prompts
+
+    kept: list[tuple[list[dict[str, Any]], float]] = []
+    dropped = 0
+    for records, weight in sources:
+        lengths = [len(ids) for ids in encode_prompts(tokenizer, [render(r) for r in records])]
+        short = [r for r, n in zip(records, lengths) if n <= max_tokens]
+        dropped += len(records) - len(short)
+        if short:
+            kept.append((short, weight))
+    if not kept:
+        raise UserError(f"{where}: every prompt is longer than generation.max_prompt_tokens="
+                        f"{max_tokens} tokens ({dropped} dropped); raise the limit or use "
+                        f"shorter data")
+    return kept, dropped

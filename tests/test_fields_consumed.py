@@ -1,0 +1,69 @@
+"""Every recipe field is read by runtime code: a field no code reads promises what never happens.
+
+A static scan, precise enough to catch a forgotten field: for every field of every model in the
+recipe schema (the tree `qwqrl recipe check --explain` walks), some module in qwqrl/, verifiers/
+or sandbox/ other than the schema itself must access an attribute of that name (`cfg.name` or
+`getattr(cfg, "name")`). A wholesale `model_dump()` does not count: logging a config is not
+honouring it. Fields added later are walked the same way, so they are checked too. The scan is
+by name, so a name two models share (`timeout_s`, `weight`) passes once either is read.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from qwqrl.config import Recipe
+from qwqrl.recipe import _models_in
+
+ROOT = Path(__file__).resolve().parents[1]
+SCANNED = ("qwqrl", "verifiers", "sandbox")
+SCHEMA = ROOT / "qwqrl" / "config.py"
+
+
+def schema_fields(model: type[BaseModel] = Recipe, prefix: str = "",
+                  seen: set[tuple[type, str]] | None = None) -> list[tuple[str, str, type[BaseModel]]]:
+    """(key path, field name, owning model) for every field, recursing into nested models."""
+    seen = set() if seen is None else seen
+    out = []
+    for name, field in model.model_fields.items():
+        if (model, name) in seen:
+            continue
+        seen.add((model, name))
+        key = f"{prefix}{name}"
+        out.append((key, name, model))
+        for sub in _models_in(field.annotation):
+            out.extend(schema_fields(sub, f"{key}.", seen))
+    return out
+
+
+def runtime_reads() -> set[str]:
+    """Attribute names accessed (or `getattr`-ed by a constant name) outside the schema."""
+    attrs: set[str] = set()
+    for folder in SCANNED:
+        for path in (ROOT / folder).rglob("*.py"):
+            if path == SCHEMA:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Attribute):
+                    attrs.add(node.attr)
+                elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                      and node.func.id == "getattr" and len(node.args) >= 2
+                      and isinstance(node.args[1], ast.Constant)):
+                    attrs.add(node.args[1].value)
+    return attrs
+
+
+def test_every_recipe_field_is_read_by_runtime_code() -> None:
+    attrs = runtime_reads()
+    unread = [key for key, name, _ in schema_fields() if name not in attrs]
+    assert not unread, f"recipe fields no runtime code reads: {unread}"
+
+
+def test_the_scan_sees_a_field_nobody_reads() -> None:
+    """The check itself can fail: an invented field name is reported."""
+    attrs = runtime_reads()
+    assert "batch_size" in attrs and "max_prompt_tokens_never_used" not in attrs
+    keys = [key for key, _, _ in schema_fields()]
+    assert "stages.trainer.batch_size" in keys and "model.rope_scaling.factor" in keys
