@@ -6,6 +6,11 @@ or sandbox/ other than the schema itself must access an attribute of that name (
 `getattr(cfg, "name")`). A wholesale `model_dump()` does not count: logging a config is not
 honouring it. Fields added later are walked the same way, so they are checked too. The scan is
 by name, so a name two models share (`timeout_s`, `weight`) passes once either is read.
+
+Built-in rewards are read through the verifier registry instead of by attribute: the router
+turns every enabled `rewards.<name>` into a term, and the entry's options become keyword
+arguments of the verifier's batch function. So `rewards.<builtin>` counts as read when the
+router builds its term, and each of its options when the verifier's function takes it.
 """
 from __future__ import annotations
 
@@ -14,8 +19,12 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from qwqrl.config import Recipe
+import inspect
+
+from qwqrl.config import Recipe, RewardsConfig
 from qwqrl.recipe import _models_in
+from qwqrl.rewards import RewardRouter
+from qwqrl.verifiers.registry import BUILTIN, batch_verifier
 
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("qwqrl", "verifiers", "sandbox")
@@ -55,9 +64,22 @@ def runtime_reads() -> set[str]:
     return attrs
 
 
+def registry_reads() -> set[str]:
+    """`stages.rewards.<name>` keys the router turns into terms, and the options each built-in
+    verifier's function takes as keyword arguments."""
+    enabled = {name: {"path": "rm"} if name == "general" else {} for name in BUILTIN}
+    terms = RewardRouter.from_config(RewardsConfig.model_validate(enabled), max_new_tokens=8,
+                                     reward_model=object()).terms
+    keys = {f"stages.rewards.{t.name}" for t in terms}
+    for name in BUILTIN:
+        params = inspect.signature(batch_verifier(name)).parameters
+        keys |= {f"stages.rewards.{name}.{p}" for p in params}
+    return keys
+
+
 def test_every_recipe_field_is_read_by_runtime_code() -> None:
-    attrs = runtime_reads()
-    unread = [key for key, name, _ in schema_fields() if name not in attrs]
+    attrs, registry = runtime_reads(), registry_reads()
+    unread = [key for key, name, _ in schema_fields() if name not in attrs and key not in registry]
     assert not unread, f"recipe fields no runtime code reads: {unread}"
 
 
