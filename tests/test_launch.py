@@ -60,7 +60,11 @@ def stubs(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "calls.log"
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(log)}
+    # a user's shell, not this test process: earlier in-process tests may have set the
+    # single-process rendezvous variables (qwqrl.distributed.init_distributed)
+    shell = {k: v for k, v in os.environ.items()
+             if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env = {**shell, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(log)}
     for name in ("torchrun", "deepspeed"):
         stub(bin_dir, name, 'echo "$(basename "$0") $*" >> "$CALLS"\n'
                             '[[ -z "${DS_ENV_FILE:-}" ]] || cat "$DS_ENV_FILE" >> "$CALLS"')
