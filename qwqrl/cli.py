@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -45,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         # (the local sandbox, reward-model servers) are stopped instead of orphaned.
         signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # a rank of a launch: leave the group
+            from qwqrl.distributed import shutdown
+            shutdown()
+        return code
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -45,6 +45,15 @@ def init_distributed() -> Dist:
                 local_rank=local_rank, device=device)
 
 
+def shutdown() -> None:
+    """Leave the process group before the interpreter exits. Left to interpreter teardown, gloo's
+    threads are destroyed while still joinable and a rank can abort ("terminate called without
+    an active exception", exit -6) after its work is done, failing the whole launch."""
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def barrier() -> None:
     if torch.distributed.is_initialized():
         torch.distributed.barrier()

@@ -12,7 +12,7 @@ import sys
 import torch
 
 from qwqrl.config import TrainerConfig
-from qwqrl.distributed import init_distributed
+from qwqrl.distributed import init_distributed, shutdown
 from qwqrl.generation import SamplingParams, make_generator
 from qwqrl.learner import Learner
 from qwqrl.sequences import completion_logprobs, pack
@@ -64,3 +64,4 @@ def main(tp: int) -> None:
 
 if __name__ == "__main__":
     main(int(sys.argv[1]))
+    shutdown()

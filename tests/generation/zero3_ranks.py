@@ -7,6 +7,7 @@ import torch
 
 from qwqrl.generation import SamplingParams
 from qwqrl.generation.hf import HFGenerator
+from qwqrl.distributed import shutdown
 from qwqrl.tiny import build_model, build_tokenizer
 
 
@@ -35,3 +36,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    shutdown()

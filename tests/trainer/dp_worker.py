@@ -15,7 +15,7 @@ import torch
 
 from qwqrl.config import RLStage
 from qwqrl.data.mixture import MixtureSampler
-from qwqrl.distributed import Dist, init_distributed
+from qwqrl.distributed import Dist, init_distributed, shutdown
 from qwqrl.generation import Rollout
 from qwqrl.generation.hf import HFGenerator
 from qwqrl.learner import Learner
@@ -86,3 +86,4 @@ if __name__ == "__main__":
     dist = init_distributed()
     updates(dist, Path(sys.argv[1]))
     rollouts(dist, Path(sys.argv[1]))
+    shutdown()

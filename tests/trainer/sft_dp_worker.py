@@ -13,7 +13,7 @@ import torch
 
 from qwqrl.checkpoint import Progress
 from qwqrl.config import SFTStage
-from qwqrl.distributed import init_distributed
+from qwqrl.distributed import init_distributed, shutdown
 from qwqrl.learner import Learner
 from qwqrl.sft import SFT_BETAS, SFTTrainer, tokenize
 from qwqrl.tiny import build_model, build_tokenizer
@@ -49,3 +49,4 @@ def main(out: Path) -> None:
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]))
+    shutdown()

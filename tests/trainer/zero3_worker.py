@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import torch.distributed as torch_dist
 
-from qwqrl.distributed import init_distributed
+from qwqrl.distributed import init_distributed, shutdown
 from qwqrl.learner import Learner
 from qwqrl.models import reference_model
 from qwqrl.policy_update import UpdateSettings, policy_update
@@ -64,3 +64,4 @@ def main(out: Path) -> None:
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]))
+    shutdown()
