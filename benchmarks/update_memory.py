@@ -45,9 +45,11 @@ def model(vocab_size: int, **shape: int):
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
+    from qwqrl.models import attention_implementation
+
     torch.manual_seed(0)
     config = Qwen2Config(vocab_size=vocab_size, tie_word_embeddings=True, max_position_embeddings=40_000,
-                         attn_implementation="sdpa", **shape)
+                         attn_implementation=attention_implementation("sdpa"), **shape)
     return Qwen2ForCausalLM(config).float()
 
 

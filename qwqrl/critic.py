@@ -2,7 +2,7 @@
 
 PPO (`algorithm.name: ppo`) is the one method here with token-level advantages. The outcome reward
 sits on the last completion token (minus a per-token KL penalty when `kl.mode` is `reward`), the
-critic (a value head on the policy's backbone, `pipeline._critic_from`) estimates each token's
+critic (a value head on the policy's backbone, `models.critic_model`) estimates each token's
 value, and GAE(gamma, lambda) turns both into advantages, whitened over the whole batch (not per
 micro-batch). After each policy epoch the critic takes one step on the clipped value loss
 against the returns, with the same micro-batch weights as the policy.

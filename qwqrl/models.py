@@ -1,13 +1,22 @@
-"""Loading the policy, its tokenizer and (when KL is on) a frozen reference model.
+"""Loading the policy, its tokenizer, and (when KL is on) a frozen reference model.
 
 One place decides dtype, rope scaling (YaRN for long inputs), attention kernel, gradient
 checkpointing, LoRA and the chat template, so every stage and `qwqrl eval` load models alike.
+
+Under ZeRO-3 (`trainer.zero_stage: 3`) no model is ever whole on a rank: a checkpoint is loaded
+inside `deepspeed.zero.Init` (`partitioned_init`), so each rank allocates only its shard and
+transformers copies the weights in one module at a time; the DeepSpeed engine then takes the
+partitioned model as it is. A random build (the tiny presets) is the exception: transformers 5
+cannot initialise random weights inside zero.Init (`_init_weights` indexes the already-
+partitioned embedding), so it is built whole, which is fine for models small enough to be random.
 """
 from __future__ import annotations
 
 import copy
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +24,11 @@ import torch
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig,
                           PreTrainedModel, PreTrainedTokenizerBase)
 
+from qwqrl import packed_attention
 from qwqrl.chat_template import QWQ_CHAT_TEMPLATE
 from qwqrl.config import ModelConfig, RopeScaling, TokenizerConfig, TrainerConfig
 from qwqrl.errors import UserError
+from qwqrl.generation.weights import gathered, is_zero3_partitioned
 
 
 def torch_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -48,23 +59,57 @@ def load_tokenizer(cfg: TokenizerConfig, model_cfg: ModelConfig,
     return tok
 
 
+def attention_implementation(requested: str | None) -> str:
+    """The attention kernel models are built with: what the recipe names (flash-attention reads
+    packed rows as varlen), except sdpa or unset, which become `qwqrl_packed`: sdpa that attends
+    per sequence in the learner's packed rows (`packed_attention`)."""
+    return packed_attention.NAME if requested in (None, "sdpa") else requested
+
+
+@contextmanager
+def partitioned_init(trainer: TrainerConfig | None, dtype: torch.dtype) -> Iterator[None]:
+    """While open, transformers loads models inside `deepspeed.zero.Init` if `trainer` says
+    ZeRO-3 (through `HfDeepSpeedConfig`, which it consults while the object lives); otherwise
+    nothing changes. The engine config is the one the Learner builds, so shards match."""
+    if trainer is None or trainer.zero_stage != 3:
+        yield
+        return
+    from transformers.integrations import HfDeepSpeedConfig
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    from qwqrl.learner import deepspeed_config
+
+    keep_alive = HfDeepSpeedConfig(deepspeed_config(trainer, bf16=dtype == torch.bfloat16))
+    try:
+        yield
+    finally:
+        del keep_alive
+        unset_hf_deepspeed_config()
+
+
 def load_policy(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, device: torch.device,
-                path: str | None = None, seed: int = 0) -> PreTrainedModel:
-    """The trainable model: from `path` (a previous stage), the recipe's path, or the builder."""
+                path: str | None = None, seed: int = 0,
+                trainer: TrainerConfig | None = None) -> PreTrainedModel:
+    """The trainable model: from `path` (a previous stage), the recipe's path, or the builder.
+
+    With `trainer` at ZeRO-3 a checkpoint is loaded partitioned (`partitioned_init`): its
+    forward works once the Learner's engine holds it.
+    """
     dtype = torch_dtype(cfg.dtype, device)
     source = path or cfg.path
-    kwargs: dict[str, Any] = {"dtype": dtype}
-    if cfg.attn_implementation:
-        kwargs["attn_implementation"] = cfg.attn_implementation
+    attention = attention_implementation(cfg.attn_implementation)
     if source is None:
         from qwqrl.tiny import build_model
         model = build_model(tokenizer, cfg.tiny.preset, seed=cfg.tiny.seed + seed,
-                            rope_scaling=cfg.rope_scaling, **cfg.tiny.overrides).to(dtype)
+                            rope_scaling=cfg.rope_scaling, attn_implementation=attention,
+                            **cfg.tiny.overrides).to(dtype)
     else:
         try:
             config = AutoConfig.from_pretrained(source)
             with_rope_scaling(config, cfg.rope_scaling)
-            model = AutoModelForCausalLM.from_pretrained(source, config=config, **kwargs)
+            with partitioned_init(trainer, dtype):
+                model = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=dtype,
+                                                             attn_implementation=attention)
         except OSError as e:
             raise UserError(f"model: cannot load {source!r}: {e}") from None
     if cfg.gradient_checkpointing:
@@ -75,7 +120,7 @@ def load_policy(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, device: to
         model = get_peft_model(model, LoraConfig(
             r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
             target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM"))
-    return model.to(device)
+    return model if is_zero3_partitioned(model) else model.to(device)
 
 
 def with_rope_scaling(config: PretrainedConfig, scaling: RopeScaling | None) -> PretrainedConfig:
@@ -112,35 +157,62 @@ def reference_model(model: PreTrainedModel, trainer: TrainerConfig) -> torch.nn.
 
     Without ZeRO-3 a deep copy, eval mode, no gradients. Under ZeRO-3 a DeepSpeed inference
     engine partitioned like the policy (TRL's `prepare_deepspeed` does the same), so each rank
-    holds 1/world of it. A policy loaded from a checkpoint is reloaded from that path inside
-    `deepspeed.zero.Init` (transformers partitions at load: the whole model never exists on a
-    rank); a random build (the tiny presets) is copied whole and partitioned by the engine, since
-    transformers 5 cannot initialise random weights inside zero.Init (`_init_weights` indexes the
-    already-partitioned embedding). LoRA adapters start at zero, so the base model is the reference.
+    holds 1/world of it: reloaded from the policy's checkpoint inside `partitioned_init`, or, for
+    a random build (whole anyway, see the module docstring), copied and partitioned by the
+    engine. LoRA adapters start at zero, so the base model is the reference.
     """
     if trainer.zero_stage != 3:
         ref = copy.deepcopy(model).eval()
         ref.requires_grad_(False)
         return ref
     import deepspeed
-    from transformers.integrations import HfDeepSpeedConfig
 
     from qwqrl.learner import deepspeed_config
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = _base(model)
     dtype = next(base.parameters()).dtype
-    config = deepspeed_config(trainer, bf16=dtype == torch.bfloat16)
-    source = base.name_or_path
-    if source and Path(source).is_dir():
-        keep_alive = HfDeepSpeedConfig(config)  # transformers loads under zero.Init while it lives
-        ref = AutoModelForCausalLM.from_pretrained(source, config=copy.deepcopy(base.config), dtype=dtype)
-        del keep_alive
+    if base.name_or_path:
+        with partitioned_init(trainer, dtype):
+            ref = AutoModelForCausalLM.from_pretrained(
+                base.name_or_path, config=copy.deepcopy(base.config), dtype=dtype,
+                attn_implementation=base.config._attn_implementation)
     else:
         ref = copy.deepcopy(model)
     ref.requires_grad_(False)
-    engine, *_ = deepspeed.initialize(model=ref, config=config)
+    engine, *_ = deepspeed.initialize(model=ref, config=deepspeed_config(trainer, bf16=dtype == torch.bfloat16))
     engine.eval()
     return engine
+
+
+def critic_model(policy: torch.nn.Module, trainer: TrainerConfig, device: torch.device) -> PreTrainedModel:
+    """The PPO value model: the policy's initial backbone (LoRA-free) with a fresh one-score head.
+
+    Loaded from the policy's checkpoint when it has one (partitioned under ZeRO-3, like the
+    policy); a random build's backbone is copied, gathered first if the engine already holds it.
+    """
+    from transformers import AutoModelForTokenClassification
+
+    base = _base(policy)
+    config = copy.deepcopy(base.config)
+    config.num_labels = 1
+    dtype = next(base.parameters()).dtype
+    if base.name_or_path:
+        with partitioned_init(trainer, dtype):
+            critic = AutoModelForTokenClassification.from_pretrained(
+                base.name_or_path, config=config, dtype=dtype,
+                attn_implementation=config._attn_implementation)
+        return critic if is_zero3_partitioned(critic) else critic.to(device)
+    critic = AutoModelForTokenClassification.from_config(config)
+    with gathered(list(base.model.parameters()), is_zero3_partitioned(base.model)):
+        state = {k.replace(".base_layer", ""): v.clone() for k, v in base.model.state_dict().items()
+                 if "lora_" not in k}
+    critic.model.load_state_dict(state)
+    return critic.to(dtype=dtype, device=device)
+
+
+def _base(model: torch.nn.Module) -> PreTrainedModel:
+    """The transformers model under a peft wrapper (the model itself without one)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def save_pretrained_atomic(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,

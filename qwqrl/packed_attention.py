@@ -1,12 +1,15 @@
-"""sdpa over a packed row, one sequence at a time, where no varlen kernel exists (CPU).
+"""`qwqrl_packed`: sdpa that attends within each sequence of a packed row, where no varlen kernel
+exists (CPU), registered as a named attention implementation of transformers.
 
 `sequences.pack` puts a micro-batch's sequences in one row with position ids restarting at 0.
 flash-attention reads that as varlen and attends within each sequence. transformers' sdpa path
 instead builds a dense (N, N) block-diagonal mask and attends over the whole row: for a row of
 many short sequences that is far more work than the padded layout (measured 0.6x the padded
-throughput on CPU). Registered as "sdpa", this function runs causal sdpa per sequence for such a
-row (the mask is then redundant) and hands every other call (padded batches, generation with a
-KV cache) to transformers' own sdpa unchanged.
+throughput on CPU). `qwqrl_packed` runs causal sdpa per sequence for such a row (the mask is then
+redundant) and is transformers' own sdpa, mask included, for every other call (padded batches,
+generation with a KV cache, one sequence per row, sliding-window layers). Models select it by
+name (`models.attention_implementation` turns the recipe's sdpa or unset into it), so nothing
+outside them changes what "sdpa" means.
 """
 from __future__ import annotations
 
@@ -14,6 +17,9 @@ import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+NAME = "qwqrl_packed"
 
 
 def packed_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
@@ -21,7 +27,7 @@ def packed_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: tor
                           dropout: float = 0.0, scaling: float | None = None,
                           position_ids: torch.Tensor | None = None, **kwargs) -> tuple[torch.Tensor, None]:
     """query (1, heads, N, d), key/value (1, kv_heads, N, d) -> ((1, N, heads, d), None)."""
-    starts = _sequence_starts(query, key, position_ids)
+    starts = None if kwargs.get("sliding_window") else _sequence_starts(query, key, position_ids)
     if starts is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, position_ids=position_ids, **kwargs)
@@ -44,4 +50,5 @@ def _sequence_starts(query: torch.Tensor, key: torch.Tensor,
     return starts
 
 
-AttentionInterface.register("sdpa", packed_sdpa_attention)
+AttentionInterface.register(NAME, packed_sdpa_attention)
+AttentionMaskInterface.register(NAME, sdpa_mask)  # the masks sdpa gets, for the calls it serves

@@ -11,7 +11,6 @@ code, a reward model) are started here and stopped at the end.
 from __future__ import annotations
 
 import contextlib
-import copy
 import gc
 import json
 import os
@@ -34,7 +33,8 @@ from qwqrl.errors import UserError
 from qwqrl.eval_suites import get_suites, load_suite
 from qwqrl.evaluation import evaluate
 from qwqrl.learner import Learner
-from qwqrl.models import load_policy, load_tokenizer, reference_model, save_pretrained_atomic
+from qwqrl.models import (critic_model, load_policy, load_tokenizer, reference_model,
+                          save_pretrained_atomic)
 from qwqrl.policy_update import UpdateSettings
 from qwqrl.recipe import dump_recipe
 from qwqrl.rewards import RewardRouter, record_tasks
@@ -208,9 +208,7 @@ class Pipeline:
                                 f"final weights, which {self.run_dir} does not have: run that "
                                 f"stage first or set stages.{i}.init_from to a checkpoint")
             model = load_policy(self.recipe.model, self.tokenizer, self.dist.device, path=weights,
-                                seed=self.recipe.seed)
-            if not self.evals:
-                self._evaluate(model, "initial", stage)
+                                seed=self.recipe.seed, trainer=stage.trainer)
             if isinstance(stage, SFTStage):
                 global_step, final_model = self._sft(i, stage, model, sources, global_step)
             else:
@@ -248,6 +246,7 @@ class Pipeline:
         rows = tokenize(sampler.sample(t.max_steps * t.batch_size), self.tokenizer, self.render,
                         stage.max_length)  # the mixture, in order, as one epoch
         learner = Learner(model, t, total_steps=t.max_steps, betas=SFT_BETAS)
+        self._evaluate_initial(learner, stage)
         evaluate_fn = partial(self._eval_metrics, stage=stage,
                               metric=stage.stop_at.metric if stage.stop_at else None)
         trainer = SFTTrainer(stage, index, learner, self.tokenizer, rows, self.dist, self.recipe.seed,
@@ -283,9 +282,11 @@ class Pipeline:
 
         reference = reference_model(model, stage.trainer) if stage.algorithm.kl.beta > 0 else None  # before ZeRO
         policy = Learner(model, stage.trainer, total_steps=stage.trainer.max_steps)
+        self._evaluate_initial(policy, stage)
         models = Models(policy, reference)
         if stage.algorithm.name == "ppo":
-            models.critic = Critic(Learner(self._critic_from(policy.module), stage.trainer,
+            critic = critic_model(policy.module, stage.trainer, self.dist.device)
+            models.critic = Critic(Learner(critic, stage.trainer,
                                            total_steps=stage.trainer.max_steps,
                                            lr=stage.algorithm.critic_lr), stage.algorithm)
         router = RewardRouter.from_config(stage.rewards, stage.generation.max_new_tokens,
@@ -314,19 +315,6 @@ class Pipeline:
         if stage.generation.backend == "vllm":
             return self._vllm_generator(stage, policy.module)
         return make_generator("hf", policy.module, self.tokenizer, batch_size=stage.generation.batch_size)
-
-    def _critic_from(self, policy: Any) -> Any:
-        """A value model initialised from the policy's backbone (LoRA-free), with a fresh head."""
-        from transformers import AutoModelForTokenClassification
-
-        base = policy.get_base_model() if hasattr(policy, "get_base_model") else policy
-        config = copy.deepcopy(base.config)
-        config.num_labels = 1
-        critic = AutoModelForTokenClassification.from_config(config)
-        state = {k.replace(".base_layer", ""): v for k, v in base.model.state_dict().items()
-                 if "lora_" not in k}
-        critic.model.load_state_dict(state)
-        return critic.to(dtype=next(base.parameters()).dtype, device=self.dist.device)
 
     def _save_final(self, stage: Any, trained: Any, global_step: int) -> Path:
         out = self.run_dir / "checkpoints" / stage.name / "final"
@@ -365,6 +353,12 @@ class Pipeline:
         finally:
             if generator is not None:
                 generator.sleep()  # the learner's next update or build gets the memory back
+
+    def _evaluate_initial(self, learner: Learner, stage: Any) -> None:
+        """The run's first evaluation, on the first stage's Learner before it trains: under
+        ZeRO-3 the model is loaded partitioned and runs only inside its engine."""
+        if not self.evals:
+            self._evaluate(learner, "initial", stage)
 
     def _evaluate(self, model: Any, label: str, stage: Any) -> None:
         if not self.eval_records and not self.eval_suites:

@@ -3,9 +3,9 @@
 Two layouts of a micro-batch, one interface (`Packed`):
 - padding-free (the default): every prompt + completion concatenated into one row, with
   position ids restarting at 0 for each sequence and no attention mask. transformers reads the
-  restarts as sequence boundaries (flash-attention varlen on GPU; with sdpa, `packed_attention`
-  attends one sequence at a time), so no compute is spent on padding and a token budget counts
-  real tokens (verl's `use_remove_padding`, OpenRLHF's packing).
+  restarts as sequence boundaries (flash-attention varlen on GPU; the `qwqrl_packed` kernel that
+  `models` selects in place of sdpa attends one sequence at a time), so no compute is spent on
+  padding and a token budget counts real tokens (verl's `use_remove_padding`, OpenRLHF's packing).
 - padded: prompts left-padded to the micro-batch's longest prompt, completions right-padded to
   its longest completion, as in generation; kept as the reference the packed path is tested
   against.
@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import torch
 
-from qwqrl import packed_attention  # noqa: F401  registers sdpa that attends per packed sequence
 from qwqrl.algorithms import chunked_token_logprobs
 from qwqrl.config import TrainerConfig
 

@@ -42,7 +42,7 @@ def is_zero3_partitioned(model: torch.nn.Module) -> bool:
     return any(hasattr(p, "ds_id") for p in model.parameters())
 
 
-def _gathered(params: list[torch.nn.Parameter], partitioned: bool) -> contextlib.AbstractContextManager:
+def gathered(params: list[torch.nn.Parameter], partitioned: bool) -> contextlib.AbstractContextManager:
     """Materialise ZeRO-3 shards as full tensors for the duration of the block (read-only)."""
     if not partitioned:
         return contextlib.nullcontext()
@@ -68,7 +68,7 @@ def iter_full_weights(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
     partitioned = is_zero3_partitioned(module)
     if not hasattr(module, "merge_adapter"):  # plain model: gather one weight at a time
         for name, param in module.named_parameters():
-            with _gathered([param], partitioned):
+            with gathered([param], partitioned):
                 yield name, param.data
         return
 
@@ -76,7 +76,7 @@ def iter_full_weights(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
 
     tuner_layers = {name: m for name, m in module.named_modules() if isinstance(m, BaseTunerLayer)}
     adapter_prefix = module.prefix  # "lora_" for LoRA: the adapter parameters' name marker
-    with _gathered(list(module.parameters()), partitioned):
+    with gathered(list(module.parameters()), partitioned):
         for name, param in module.named_parameters():
             if adapter_prefix in name or ".original_module." in name:
                 continue

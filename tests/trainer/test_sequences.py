@@ -13,6 +13,7 @@ import torch
 from transformers import AutoModelForTokenClassification, Qwen2Config, Qwen2ForCausalLM
 
 from qwqrl import algorithms as alg
+from qwqrl import packed_attention
 from qwqrl.learner import micro_batches
 from qwqrl.sequences import Packed, completion_logprobs, completion_values, pack
 
@@ -26,7 +27,7 @@ def tiny_lm(tied: bool = True) -> Qwen2ForCausalLM:
     torch.manual_seed(0)
     config = Qwen2Config(vocab_size=97, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                          num_key_value_heads=2, intermediate_size=64, tie_word_embeddings=tied,
-                         pad_token_id=PAD, attn_implementation="sdpa")
+                         pad_token_id=PAD, attn_implementation=packed_attention.NAME)
     return Qwen2ForCausalLM(config).float()
 
 
