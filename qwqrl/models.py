@@ -12,11 +12,11 @@ partitioned embedding), so it is built whole, which is fine for models small eno
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ def attention_implementation(requested: str | None) -> str:
     return packed_attention.NAME if requested in (None, "sdpa") else requested
 
 
-@contextmanager
+@contextlib.contextmanager
 def partitioned_init(trainer: TrainerConfig | None, dtype: torch.dtype) -> Iterator[None]:
     """While open, transformers loads models inside `deepspeed.zero.Init` if `trainer` says
     ZeRO-3 (through `HfDeepSpeedConfig`, which it consults while the object lives); otherwise
@@ -184,11 +184,15 @@ def reference_model(model: PreTrainedModel, trainer: TrainerConfig) -> torch.nn.
     return engine
 
 
-def critic_model(policy: torch.nn.Module, trainer: TrainerConfig, device: torch.device) -> PreTrainedModel:
+def critic_model(policy: torch.nn.Module, trainer: TrainerConfig, device: torch.device,
+                 seed: int = 0) -> PreTrainedModel:
     """The PPO value model: the policy's initial backbone (LoRA-free) with a fresh one-score head.
 
     Loaded from the policy's checkpoint when it has one (partitioned under ZeRO-3, like the
     policy); a random build's backbone is copied, gathered first if the engine already holds it.
+    The head is drawn from its own generator seeded with `seed`, so it is the same whatever the
+    world size or ZeRO stage (transformers would draw it from the global RNG, on rank 0 only
+    under zero.Init).
     """
     from transformers import AutoModelForTokenClassification
 
@@ -201,13 +205,28 @@ def critic_model(policy: torch.nn.Module, trainer: TrainerConfig, device: torch.
             critic = AutoModelForTokenClassification.from_pretrained(
                 base.name_or_path, config=config, dtype=dtype,
                 attn_implementation=config._attn_implementation)
-        return critic if is_zero3_partitioned(critic) else critic.to(device)
-    critic = AutoModelForTokenClassification.from_config(config)
-    with gathered(list(base.model.parameters()), is_zero3_partitioned(base.model)):
-        state = {k.replace(".base_layer", ""): v.clone() for k, v in base.model.state_dict().items()
-                 if "lora_" not in k}
-    critic.model.load_state_dict(state)
-    return critic.to(dtype=dtype, device=device)
+    else:
+        critic = AutoModelForTokenClassification.from_config(config)
+        with gathered(list(base.model.parameters()), is_zero3_partitioned(base.model)):
+            state = {k.replace(".base_layer", ""): v.clone() for k, v in base.model.state_dict().items()
+                     if "lora_" not in k}
+        critic.model.load_state_dict(state)
+        critic.to(dtype=dtype)
+    _fresh_head(critic.score, config.initializer_range, seed)
+    return critic if is_zero3_partitioned(critic) else critic.to(device)
+
+
+def _fresh_head(head: torch.nn.Linear, std: float, seed: int) -> None:
+    """transformers' init of a linear head, N(0, std) weights and a zero bias, drawn from `seed`."""
+    scope: contextlib.AbstractContextManager = contextlib.nullcontext()
+    if is_zero3_partitioned(head):
+        import deepspeed
+        scope = deepspeed.zero.GatheredParameters(list(head.parameters()), modifier_rank=0)
+    with scope, torch.no_grad():
+        weight = torch.randn(head.weight.shape, generator=torch.Generator().manual_seed(seed)) * std
+        head.weight.copy_(weight.to(head.weight.dtype))
+        if head.bias is not None:
+            head.bias.zero_()
 
 
 def _base(model: torch.nn.Module) -> PreTrainedModel:

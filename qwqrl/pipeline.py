@@ -285,7 +285,8 @@ class Pipeline:
         self._evaluate_initial(policy, stage)
         models = Models(policy, reference)
         if stage.algorithm.name == "ppo":
-            critic = critic_model(policy.module, stage.trainer, self.dist.device)
+            critic = critic_model(policy.module, stage.trainer, self.dist.device,
+                                  seed=self.recipe.seed + index)
             models.critic = Critic(Learner(critic, stage.trainer,
                                            total_steps=stage.trainer.max_steps,
                                            lr=stage.algorithm.critic_lr), stage.algorithm)

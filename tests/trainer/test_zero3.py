@@ -1,6 +1,7 @@
-"""Nothing whole on a rank under ZeRO-3: with 2 ranks (gloo on CPU) the policy and the KL
-reference each hold about half their parameters per rank, and the updates (KL term included)
-end where one unsharded process ends."""
+"""Nothing whole on a rank under ZeRO-3: with 2 ranks (gloo on CPU) the policy (from the moment
+it is loaded), the KL reference and the PPO critic each hold about half their parameters per
+rank; greedy generation on the partitioned policy (the initial evaluation's path), the critic's
+initial weights and the updates (KL term included) equal one unsharded process's."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,10 +18,15 @@ def test_zero3_shards_policy_and_reference_and_matches_one_rank(tmp_path: Path) 
     torchrun(2, tmp_path, worker="zero3_worker.py")
     unsharded = torch.load(tmp_path / "zero0_world1.pt")
     sharded = torch.load(tmp_path / "zero3_world2.pt")
-    policy_share, reference_share = sharded["shares"].tolist()
-    assert policy_share == pytest.approx(0.5, abs=0.05)
-    assert reference_share == pytest.approx(0.5, abs=0.05)
-    assert unsharded["shares"].tolist() == [1.0, 1.0]
+    loaded, policy, reference, critic = sharded["shares"].tolist()
+    for share in (loaded, policy, reference, critic):
+        assert share == pytest.approx(0.5, abs=0.05)
+    assert unsharded["shares"].tolist() == [1.0] * 4
+    assert sharded["greedy"] == unsharded["greedy"]
+    assert all(len(c) == 5 for c in unsharded["greedy"])
+    assert sharded["critic"].keys() == unsharded["critic"].keys()
+    for name, value in unsharded["critic"].items():
+        torch.testing.assert_close(sharded["critic"][name], value, msg=name)
     for name, value in unsharded["state"].items():
         torch.testing.assert_close(sharded["state"][name], value, rtol=1e-3, atol=1e-4, msg=name)
     # the frozen reference, sharded, scores rank 0's groups (0 and 2) as the unsharded one does

@@ -1,9 +1,12 @@
 """Worker for test_zero3: RL updates with a KL reference, under ZeRO 0 and ZeRO 3.
 
-Run under torchrun. The policy starts from a tiny checkpoint on disk (so the ZeRO-3 reference is
-loaded inside zero.Init from that path); each rank takes its share of a fixed batch's groups.
-Rank 0 writes OUT/zero{stage}_world{world}.pt: the full weights after two updates, the reference
-log-probs of the batch, and the fraction of each model's parameters every rank holds.
+Run under torchrun. The policy starts from a tiny checkpoint on disk, loaded as the pipeline loads
+it (`load_policy` with the stage's trainer: inside zero.Init under ZeRO-3, as are the KL
+reference and the PPO critic); each rank takes its share of a fixed batch's groups. Before the
+updates the engine's module generates greedily (the initial evaluation's path; synced_gpus
+under ZeRO-3). Rank 0 writes OUT/zero{stage}_world{world}.pt: the fraction of each model's
+parameters this rank held, the greedy completions, the critic's initial weights, the full
+policy weights after two updates and the reference log-probs of the batch.
 """
 from __future__ import annotations
 
@@ -13,14 +16,20 @@ from pathlib import Path
 import torch
 import torch.distributed as torch_dist
 
+from qwqrl.config import ModelConfig
 from qwqrl.distributed import init_distributed, shutdown
+from qwqrl.generation import SamplingParams
+from qwqrl.generation.hf import HFGenerator
+from qwqrl.generation.weights import iter_full_weights
 from qwqrl.learner import Learner
-from qwqrl.models import reference_model
+from qwqrl.models import critic_model, load_policy, reference_model
 from qwqrl.policy_update import UpdateSettings, policy_update
 from qwqrl.sequences import completion_logprobs, pack
 from qwqrl.tiny import build_model, build_tokenizer
 from tests.trainer.conftest import SMALL
 from tests.trainer.dp_worker import fixed_batch, stage
+
+PROMPTS = ["1 + 2 =", "Say hi.", "3 * 4 ="]
 
 
 def held_fraction(module: torch.nn.Module) -> float:
@@ -31,8 +40,6 @@ def held_fraction(module: torch.nn.Module) -> float:
 
 
 def main(out: Path) -> None:
-    from transformers import AutoModelForCausalLM
-
     dist = init_distributed()
     tok = build_tokenizer()
     init = out / "init"
@@ -41,15 +48,21 @@ def main(out: Path) -> None:
     torch_dist.barrier()
     for zero in (0, 3):
         rl = stage(zero, kl={"beta": 0.5, "mode": "loss"})
-        model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
+        model = load_policy(ModelConfig(path=str(init), dtype="float32"), tok, dist.device,
+                            trainer=rl.trainer)
+        loaded = held_fraction(model)  # before any engine exists
         reference = reference_model(model, rl.trainer)
         learner = Learner(model, rl.trainer, total_steps=2)
+        critic = critic_model(learner.module, rl.trainer, dist.device)
+        shares = torch.tensor([loaded, held_fraction(learner.module),
+                               held_fraction(getattr(reference, "module", reference)), held_fraction(critic)])
+        critic_state = {k: v.clone() for k, v in iter_full_weights(critic)}
+        greedy = HFGenerator(learner.module, tok, batch_size=2).generate(
+            PROMPTS + PROMPTS[:1], 1, SamplingParams(max_new_tokens=5, temperature=0.0))
         settings = UpdateSettings.for_stage(rl, tok.pad_token_id, dist.device)
         batch = fixed_batch(dist.rank, dist.world_size)
         for _ in range(2):
             policy_update(learner, batch, settings, reference=reference)
-        ref_module = getattr(reference, "module", reference)
-        shares = torch.tensor([held_fraction(learner.module), held_fraction(ref_module)])
         rows = batch.rollouts
         with torch.no_grad():
             ref_lp, _ = completion_logprobs(reference, pack([r.prompt_ids for r in rows],
@@ -58,7 +71,8 @@ def main(out: Path) -> None:
         with learner.full_weights() as module:
             state = {k: v.detach().clone() for k, v in module.state_dict().items()}
         if dist.is_main:
-            torch.save({"state": state, "shares": shares, "ref_logprobs": ref_lp},
+            torch.save({"state": state, "shares": shares, "ref_logprobs": ref_lp,
+                        "critic": critic_state, "greedy": [r.completion_ids for r in greedy]},
                        out / f"zero{zero}_world{dist.world_size}.pt")
 
 
