@@ -10,17 +10,23 @@
    estimate T = 32,768. The address space is capped at the memory free on the machine; a
    variant that runs out is reported so, and its ratio uses the slope's estimate.
 2. Throughput: update tokens/s (forward + backward of every micro-batch) on 64 sequences whose
-   completion lengths follow a long tail (most short, a few at the cap), micro-batches filled to
-   a token budget of one longest sequence: "padded" (the old layout; budget counts rows x
-   longest) vs "padding-free" (one packed row per micro-batch; budget counts real tokens), each
-   run twice, alternating, the best of each kept. The model here has a small vocabulary, so the
-   backbone's work, which padding inflates, dominates.
+   completion lengths follow a long tail (most short, a few at the cap), "padded" (the layout
+   before packing: each micro-batch's rows padded to its longest) vs "padding-free" (one packed
+   row per micro-batch), each run in its own process, alternating, the best of `--repeats` kept.
+   The micro-batches are formed as the code before packing formed them (`Learner.micro_batches`
+   since the trainer core: sorted by length, then split) in two ways:
+   - same rows: `micro_batch_size` 8 (the schema default) sequences per micro-batch for both
+     layouts, so the micro-batches are identical and only the padding differs;
+   - same token budget: one longest sequence's tokens per micro-batch, counted as rows x longest
+     row for "padded" (the old rule) and as real tokens for "padding-free" (the new one).
+   The model has a small vocabulary, so the backbone's work, which padding inflates, dominates.
 3. Optionally (`--chunk-sweep`) the chunked pass's time and memory for several chunk sizes,
    which chose the default `logprob_chunk_size`.
 
-Ends with `memory ratio naive/chunked X.XX` and `throughput ratio padding-free/padded Y.YY`.
+Ends with `memory ratio naive/chunked X.XX` and `throughput ratio padding-free/padded Y.YY`, the
+latter for the same rows (the same-budget ratio is printed above it).
 
-    .venv/bin/python benchmarks/update_memory.py [--tokens 8192] [--slope-tokens 2048]
+    .venv/bin/python benchmarks/update_memory.py [--tokens 8192] [--slope-tokens 2048] [--repeats 2]
 """
 from __future__ import annotations
 
@@ -39,6 +45,7 @@ THROUGHPUT_MODEL = dict(vocab_size=4096, hidden_size=256, num_hidden_layers=4, n
                         num_key_value_heads=2, intermediate_size=1024)
 PROMPT = 32
 SEQUENCES, CAP = 64, 2048
+ROWS = 8  # micro_batch_size's default: sequences per micro-batch when no token budget is set
 
 
 def model(vocab_size: int, **shape: int):
@@ -102,7 +109,8 @@ def lengths() -> list[int]:
     return sorted(out + [CAP] * 4)
 
 
-def throughput_run(variant: str) -> dict[str, float]:
+def throughput_run(variant: str, split: str) -> dict[str, float]:
+    """Forward + backward of every micro-batch of the long-tailed batch, in this process."""
     import torch
 
     from qwqrl.learner import micro_batches
@@ -115,7 +123,8 @@ def throughput_run(variant: str) -> dict[str, float]:
     prompts = [torch.randint(0, 4096, (PROMPT,), generator=gen).tolist() for _ in comps]
     padded = variant == "padded"
     total = [len(p) + len(c) for p, c in zip(prompts, comps)]
-    micro = micro_batches(total, size=SEQUENCES, budget=PROMPT + CAP, padded=padded)
+    micro = (micro_batches(total, size=ROWS, budget=None) if split == "rows" else
+             micro_batches(total, size=SEQUENCES, budget=PROMPT + CAP, padded=padded))
     warm = pack(prompts[:2], comps[:2], 0, torch.device("cpu"), padding_free=not padded)
     completion_logprobs(m, warm, 1.0)[0].sum().backward()
     start = time.perf_counter()
@@ -145,6 +154,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=8192)
     parser.add_argument("--slope-tokens", type=int, default=2048)
     parser.add_argument("--chunk-sweep", type=int, nargs="*", default=[])
+    parser.add_argument("--repeats", type=int, default=2, help="throughput runs per variant (best kept)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -158,17 +168,26 @@ def main() -> None:
                 result = {"oom": True, "cap_mb": resource.getrlimit(resource.RLIMIT_AS)[0] / 2**20,
                           "peak_mb": rss_mb()}
         else:
-            result = throughput_run(variant)
+            result = throughput_run(variant, rest[0])
         print(json.dumps(result))
         return
 
+    peak = memory(args.tokens, args.slope_tokens, args.chunk_sweep)
+    ratios = throughput(args.repeats)
+    print(f"throughput ratio padding-free/padded, same token budget {ratios['budget']:.2f}")
+    print(f"memory ratio naive/chunked {peak['naive'] / peak['chunked']:.2f}")
+    print(f"throughput ratio padding-free/padded {ratios['rows']:.2f}")
+
+
+def memory(tokens_at: int, slope_tokens: int, chunk_sweep: list[int]) -> dict[str, float]:
+    """The memory table; each variant's peak at `tokens_at` (estimated from its slope if it ran out)."""
     from qwqrl.sequences import DEFAULT_CHUNK_SIZE
 
     print(f"memory: Qwen2 vocab {QWEN_VOCAB}, {SMALL_WIDTH}, prompt {PROMPT}, temperature 0.7, "
           f"chunk {DEFAULT_CHUNK_SIZE}")
     print(f"{'variant':<10}{'T':>8}{'peak RSS MB':>14}{'before MB':>12}{'seconds':>10}")
     mem: dict[tuple[str, int], dict[str, float]] = {}
-    points = (args.slope_tokens, 2 * args.slope_tokens, args.tokens)
+    points = (slope_tokens, 2 * slope_tokens, tokens_at)
     for variant in ("chunked", "naive"):
         for tokens in points:
             r = mem[variant, tokens] = child(["memory", variant, str(tokens), "none"])
@@ -177,34 +196,42 @@ def main() -> None:
                       f"{r['cap_mb']:.0f} MB, the memory free on this machine)")
             else:
                 print(f"{variant:<10}{tokens:>8}{r['peak_mb']:>14.0f}{r['before_mb']:>12.0f}{r['seconds']:>10.2f}")
-    for size in args.chunk_sweep:
-        r = child(["memory", "chunked", str(args.tokens), str(size)])
-        print(f"chunk {size:<4}{args.tokens:>8}{r['peak_mb']:>14.0f}{r['before_mb']:>12.0f}{r['seconds']:>10.2f}")
+    for size in chunk_sweep:
+        r = child(["memory", "chunked", str(tokens_at), str(size)])
+        print(f"chunk {size:<4}{tokens_at:>8}{r['peak_mb']:>14.0f}{r['before_mb']:>12.0f}{r['seconds']:>10.2f}")
     peak = {}
     for variant in ("naive", "chunked"):
         lo, hi = mem[variant, points[0]], mem[variant, points[1]]
         slope = (hi["peak_mb"] - lo["peak_mb"]) / (points[1] - points[0])
-        measured = mem[variant, args.tokens]
-        estimate = hi["peak_mb"] + slope * (args.tokens - points[1])
+        measured = mem[variant, tokens_at]
+        estimate = hi["peak_mb"] + slope * (tokens_at - points[1])
         peak[variant] = estimate if measured.get("oom") else measured["peak_mb"]
-        note = f"; T={args.tokens} estimated {estimate:.0f} MB (it ran out)" if measured.get("oom") else ""
+        note = f"; T={tokens_at} estimated {estimate:.0f} MB (it ran out)" if measured.get("oom") else ""
         print(f"{variant}: {slope * 1024:.1f} MB per 1k tokens -> T=32768 estimate "
               f"{hi['peak_mb'] + slope * (32768 - points[1]):.0f} MB{note}")
+    return peak
 
+
+def throughput(repeats: int) -> dict[str, float]:
+    """The throughput table; padding-free/padded tokens-per-second ratio for each split."""
     ls = lengths()
     print(f"\nthroughput: {SEQUENCES} sequences, prompt {PROMPT}, completion lengths (sorted): {ls}")
     print(f"  min {ls[0]}, median {ls[len(ls) // 2]}, mean {sum(ls) / len(ls):.0f}, max {ls[-1]}; "
-          f"budget {PROMPT + CAP} tokens per micro-batch; model {THROUGHPUT_MODEL}")
-    print(f"{'variant':<14}{'micro-batches':>14}{'real tokens':>13}{'computed':>10}{'seconds':>10}{'tok/s':>9}")
-    tps: dict[str, float] = {}
-    for _ in range(2):  # alternate, keep each variant's best: load from others drifts on a shared box
-        for variant in ("padded", "padding-free"):
-            r = child(["throughput", variant])
-            tps[variant] = max(tps.get(variant, 0.0), r["tokens"] / r["seconds"])
-            print(f"{variant:<14}{r['micro_batches']:>14}{r['tokens']:>13}{r['computed']:>10}"
-                  f"{r['seconds']:>10.2f}{r['tokens'] / r['seconds']:>9.0f}")
-    print(f"memory ratio naive/chunked {peak['naive'] / peak['chunked']:.2f}")
-    print(f"throughput ratio padding-free/padded {tps['padding-free'] / tps['padded']:.2f}")
+          f"model {THROUGHPUT_MODEL}")
+    print(f"{'micro-batches':<36}{'variant':<14}{'count':>6}{'real tokens':>13}{'computed':>10}"
+          f"{'seconds':>9}{'tok/s':>8}")
+    labels = {"rows": f"same rows: {ROWS} per micro-batch", "budget": f"same budget: {PROMPT + CAP} tokens"}
+    ratios = {}
+    for split, label in labels.items():
+        tps: dict[str, float] = {}
+        for _ in range(repeats):  # alternate, keep each variant's best: load from others drifts
+            for variant in ("padded", "padding-free"):
+                r = child(["throughput", variant, split])
+                tps[variant] = max(tps.get(variant, 0.0), r["tokens"] / r["seconds"])
+                print(f"{label:<36}{variant:<14}{r['micro_batches']:>6}{r['tokens']:>13}{r['computed']:>10}"
+                      f"{r['seconds']:>9.2f}{r['tokens'] / r['seconds']:>8.0f}")
+        ratios[split] = tps["padding-free"] / tps["padded"]
+    return ratios
 
 
 if __name__ == "__main__":
