@@ -1,4 +1,4 @@
-"""Loading the policy, its tokenizer, and (when KL is on) a frozen reference model.
+"""Loading the policy, its tokenizer, and the models made from it: KL reference, PPO critic.
 
 One place decides dtype, rope scaling (YaRN for long inputs), attention kernel, gradient
 checkpointing, LoRA and the chat template, so every stage and `qwqrl eval` load models alike.
@@ -179,7 +179,8 @@ def reference_model(model: PreTrainedModel, trainer: TrainerConfig) -> torch.nn.
     else:
         ref = copy.deepcopy(model)
     ref.requires_grad_(False)
-    engine, *_ = deepspeed.initialize(model=ref, config=deepspeed_config(trainer, bf16=dtype == torch.bfloat16))
+    config = deepspeed_config(trainer, bf16=dtype == torch.bfloat16)
+    engine, *_ = deepspeed.initialize(model=ref, config=config)
     engine.eval()
     return engine
 
