@@ -20,6 +20,8 @@
    - same token budget: one longest sequence's tokens per micro-batch, counted as rows x longest
      row for "padded" (the old rule) and as real tokens for "padding-free" (the new one).
    The model has a small vocabulary, so the backbone's work, which padding inflates, dominates.
+   "CPU s" is the run's process CPU time: a steadier measure of the work than wall time when
+   other jobs share the machine (the ratios use wall time; run it on a quiet machine).
 3. Optionally (`--chunk-sweep`) the chunked pass's time and memory for several chunk sizes,
    which chose the default `logprob_chunk_size`.
 
@@ -127,7 +129,7 @@ def throughput_run(variant: str, split: str) -> dict[str, float]:
              micro_batches(total, size=SEQUENCES, budget=PROMPT + CAP, padded=padded))
     warm = pack(prompts[:2], comps[:2], 0, torch.device("cpu"), padding_free=not padded)
     completion_logprobs(m, warm, 1.0)[0].sum().backward()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     computed = 0
     for mb in micro:
         batch = pack([prompts[i] for i in mb], [comps[i] for i in mb], 0, torch.device("cpu"),
@@ -135,8 +137,9 @@ def throughput_run(variant: str, split: str) -> dict[str, float]:
         computed += batch.input_ids.numel()
         lp, _ = completion_logprobs(m, batch, 1.0)
         (-lp.sum() / sum(total)).backward()
-    seconds = time.perf_counter() - start
-    return {"seconds": seconds, "tokens": sum(total), "computed": computed, "micro_batches": len(micro)}
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {"seconds": seconds, "cpu_seconds": cpu, "tokens": sum(total), "computed": computed,
+            "micro_batches": len(micro)}
 
 
 def child(args: list[str]) -> dict[str, float]:
@@ -219,7 +222,7 @@ def throughput(repeats: int) -> dict[str, float]:
     print(f"  min {ls[0]}, median {ls[len(ls) // 2]}, mean {sum(ls) / len(ls):.0f}, max {ls[-1]}; "
           f"model {THROUGHPUT_MODEL}")
     print(f"{'micro-batches':<36}{'variant':<14}{'count':>6}{'real tokens':>13}{'computed':>10}"
-          f"{'seconds':>9}{'tok/s':>8}")
+          f"{'seconds':>9}{'CPU s':>8}{'tok/s':>8}")
     labels = {"rows": f"same rows: {ROWS} per micro-batch", "budget": f"same budget: {PROMPT + CAP} tokens"}
     ratios = {}
     for split, label in labels.items():
@@ -229,7 +232,7 @@ def throughput(repeats: int) -> dict[str, float]:
                 r = child(["throughput", variant, split])
                 tps[variant] = max(tps.get(variant, 0.0), r["tokens"] / r["seconds"])
                 print(f"{label:<36}{variant:<14}{r['micro_batches']:>6}{r['tokens']:>13}{r['computed']:>10}"
-                      f"{r['seconds']:>9.2f}{r['tokens'] / r['seconds']:>8.0f}")
+                      f"{r['seconds']:>9.2f}{r['cpu_seconds']:>8.2f}{r['tokens'] / r['seconds']:>8.0f}")
         ratios[split] = tps["padding-free"] / tps["padded"]
     return ratios
 
