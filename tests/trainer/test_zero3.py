@@ -33,3 +33,24 @@ def test_zero3_shards_policy_and_reference_and_matches_one_rank(tmp_path: Path) 
     rank0_rows = [i for g in (0, 2) for i in range(g * G, (g + 1) * G)]
     torch.testing.assert_close(sharded["ref_logprobs"], unsharded["ref_logprobs"][rank0_rows],
                                rtol=1e-5, atol=1e-5)
+
+
+def test_a_zero3_run_from_a_checkpoint_evaluates_and_trains_the_partitioned_policy(tmp_path: Path) -> None:
+    """The pipeline loads the policy partitioned and evaluates it inside its engine, before and
+    after the stage, with a KL reference loaded partitioned beside it."""
+    from qwqrl.pipeline import Pipeline
+    from qwqrl.recipe import load_recipe
+    from qwqrl.tiny import build_model, build_tokenizer
+    from tests.trainer.conftest import SMALL, rl_recipe, word_limit_data, write
+
+    tok = build_tokenizer()
+    build_model(tok, seed=0, **SMALL).save_pretrained(tmp_path / "init")
+    tok.save_pretrained(tmp_path / "init")
+    recipe = rl_recipe(tmp_path, steps=1, kl={"beta": 0.1})
+    recipe["model"] = {"path": str(tmp_path / "init"), "dtype": "float32"}
+    recipe["stages"][0]["trainer"]["zero_stage"] = 3
+    recipe["eval"] = {"sets": [{"path": str(word_limit_data(tmp_path, n=4))}], "max_new_tokens": 4}
+    path = write(tmp_path, recipe)
+    evals = Pipeline(load_recipe(path), path.parent).run()
+    assert [e["stage"] for e in evals] == ["initial", "rl"]
+    assert all("pass_rate/ifeval" in e["metrics"] for e in evals)
