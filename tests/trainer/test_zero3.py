@@ -37,7 +37,7 @@ def test_zero3_shards_policy_and_reference_and_matches_one_rank(tmp_path: Path) 
 
 def test_a_zero3_run_from_a_checkpoint_evaluates_and_trains_the_partitioned_policy(tmp_path: Path) -> None:
     """The pipeline loads the policy partitioned and evaluates it inside its engine, before and
-    after the stage, with a KL reference loaded partitioned beside it."""
+    after the stage, with a KL reference and a PPO critic loaded partitioned beside it."""
     from qwqrl.pipeline import Pipeline
     from qwqrl.recipe import load_recipe
     from qwqrl.tiny import build_model, build_tokenizer
@@ -46,7 +46,7 @@ def test_a_zero3_run_from_a_checkpoint_evaluates_and_trains_the_partitioned_poli
     tok = build_tokenizer()
     build_model(tok, seed=0, **SMALL).save_pretrained(tmp_path / "init")
     tok.save_pretrained(tmp_path / "init")
-    recipe = rl_recipe(tmp_path, steps=1, kl={"beta": 0.1})
+    recipe = rl_recipe(tmp_path, steps=1, name="ppo", filter_zero_std=False, kl={"beta": 0.1})
     recipe["model"] = {"path": str(tmp_path / "init"), "dtype": "float32"}
     recipe["stages"][0]["trainer"]["zero_stage"] = 3
     recipe["eval"] = {"sets": [{"path": str(word_limit_data(tmp_path, n=4))}], "max_new_tokens": 4}
