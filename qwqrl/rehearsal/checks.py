@@ -44,29 +44,31 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor] | None:
     return load_file(str(path)) if path.exists() else None
 
 
-def judge(clean: Any, faulted: Any, resumed: Any, stage_steps: tuple[int, int],
+def judge(runs: dict[str, Any], stage_steps: tuple[int, int],
           exit_bound_s: float) -> list[Result]:
+    """Every property, over the launches `clean`, `services`, `node` and `resumed`."""
+    clean, services, node, resumed = (runs[k] for k in ("clean", "services", "node", "resumed"))
     total = sum(stage_steps)
-    events = journal(faulted.cluster_dir)
     results = [Result(f"{r.name}: nothing left running", not r.leftovers,
                       ", ".join(r.leftovers) or "every process of the launch exited")
-               for r in (clean, faulted, resumed)]
+               for r in runs.values()]
     results.append(Result("fault-free run finished", clean.rc == 0 and sorted(clean.rows) ==
                           list(range(1, total + 1)), f"exit {clean.rc}, steps {sorted(clean.rows)}"))
-    results += sandbox_fault(clean.rows, faulted.rows, events)
-    results += rm_fault(faulted.rows, events)
-    results += node_fault(faulted, resumed, events, exit_bound_s)
+    events = journal(services.cluster_dir)
+    results += sandbox_fault(clean.rows, services, events)
+    results += rm_fault(services, events)
+    results += node_fault(node, resumed, journal(node.cluster_dir), exit_bound_s)
     results.append(same_weights(clean.run_dir, resumed.run_dir))
     return results
 
 
-def sandbox_fault(clean: dict, faulted: dict, events: list) -> list[Result]:
+def sandbox_fault(clean: dict, services: Any, events: list) -> list[Result]:
     kill, back = event(events, "sandbox", "kill"), event(events, "sandbox", "healthy")
     final = event(events, "sandbox", "final")
     if not (kill and back and final):
         return [Result("sandbox replica killed and restarted", False, f"journal: {events}")]
-    step = kill["step"]
-    row, ref = faulted.get(step, {}), clean.get(step, {})
+    step, rows = kill["running"], services.rows
+    row, ref = rows.get(step, {}), clean.get(step, {})
     survivor = (back["evaluated"][1] or 0) - (kill["evaluated"][1] or 0)
     return [
         Result("sandbox kill: the other replica judged meanwhile", survivor > 0,
@@ -78,39 +80,45 @@ def sandbox_fault(clean: dict, faulted: dict, events: list) -> list[Result]:
                f"{ref.get('rewards/code/mean')}), code errors {row.get('rewards/code/errors', 0)}"),
         Result("sandbox kill: the restarted replica is used again", (final["evaluated"][0] or 0) > 0,
                f"{final['evaluated'][0]} evaluations on the restarted replica"),
-        Result("sandbox kill: training continued", step + 1 in faulted, f"steps {sorted(faulted)}"),
+        Result("sandbox kill: training continued", services.rc == 0 and step + 1 in rows,
+               f"exit {services.rc}, steps {min(rows, default=0)}-{max(rows, default=0)}"),
     ]
 
 
-def rm_fault(faulted: dict, events: list) -> list[Result]:
+def rm_fault(services: Any, events: list) -> list[Result]:
     kill, back = event(events, "rm", "kill"), event(events, "rm", "healthy")
     if not (kill and back):
         return [Result("RM server killed and restarted", False, f"journal: {events}")]
-    down, after = faulted.get(kill["step"], {}), faulted.get(kill["step"] + 1, {})
+    rows = services.rows
+    down = rows.get(kill["running"], {})
     masked = down.get("rewards/general/errors", 0)
+    after = [s for s, r in sorted(rows.items()) if r["time"] - r["timing/step_s"] > back["t"]]
+    first = rows[after[0]] if after else {}
     return [
         Result("RM kill: unscorable samples masked and counted", masked > 0,
-               f"step {kill['step']}: rewards/general/errors = {masked} (a mean over ranks)"),
+               f"step {kill['running']}: rewards/general/errors = {masked:g}"),
         Result("RM kill: scores resume after the restart",
-               after.get("rewards/general/mean") is not None
-               and "rewards/general/errors" not in after,
-               f"step {kill['step'] + 1}: general reward {after.get('rewards/general/mean')}, "
-               f"errors {after.get('rewards/general/errors', 0)}"),
+               first.get("rewards/general/mean") is not None and "rewards/general/errors" not in first,
+               f"first step begun after the RM was back: {after[0] if after else 'none'}, general "
+               f"reward {first.get('rewards/general/mean')}, errors "
+               f"{first.get('rewards/general/errors', 0)}"),
     ]
 
 
-def node_fault(faulted: Any, resumed: Any, events: list, exit_bound_s: float) -> list[Result]:
+def node_fault(node: Any, resumed: Any, events: list, exit_bound_s: float) -> list[Result]:
     kill = event(events, "node", "kill")
     if not kill:
         return [Result("trainer node killed", False, f"journal: {events}")]
-    stopped_s = faulted.end - kill["t"]
+    stopped_s = node.end - kill["t"]
     return [
         Result("node kill: the run stops, in bounded time",
-               faulted.rc not in (0, None) and stopped_s <= exit_bound_s,
-               f"exit {faulted.rc} {stopped_s:.1f}s after the kill (bound {exit_bound_s:.0f}s)"),
+               node.rc not in (0, None) and stopped_s <= exit_bound_s,
+               f"exit {node.rc} {stopped_s:.1f}s after the kill during step {kill['running']} "
+               f"(bound {exit_bound_s:.0f}s)"),
         Result("node kill: --resume continues from the last checkpoint",
-               resumed.rc == 0 and bool(resumed.rows) and min(resumed.rows) == faulted.checkpoint_step + 1,
-               f"checkpoint at step {faulted.checkpoint_step}; resumed run logged steps "
+               resumed.rc == 0 and bool(resumed.rows) and node.checkpoint_step > 0
+               and min(resumed.rows) == node.checkpoint_step + 1,
+               f"checkpoint at step {node.checkpoint_step}; resumed run logged steps "
                f"{sorted(resumed.rows)}, exit {resumed.rc}"),
     ]
 

@@ -1,16 +1,19 @@
 """`qwqrl rehearse`: the cluster layout rehearsed end to end on this machine, faults included.
 
 1. Once: the demo's tiny reward model and a short cold start (the demo's SFT stage, 40 steps).
-2. A fault-free rehearsal: `launch/local-cluster.sh` (two trainer nodes, two sandbox replicas,
-   the RM served; the code train.slurm runs) trains the demo's stage one (3 steps) and stage two
-   (6 steps, a checkpoint after step 3 of it).
-3. The same run with faults (`qwqrl.rehearsal.faults`): a sandbox replica killed during step 2
-   and restarted, the RM server killed during step 7 and restarted, trainer node 1 SIGKILLed
-   during step 9, after the checkpoint at step 6 and after step 8 showed scores back.
-4. A new rehearsal with `--resume` finishes that run from its checkpoint; the redone steps see
-   every server up, so its final weights must equal the fault-free run's bit for bit.
+2. `clean`: `launch/local-cluster.sh` (two trainer nodes, two sandbox replicas, the RM served;
+   the server code train.slurm runs) trains the demo's stage one (3 steps) and stage two
+   (6 steps, a checkpoint after its step 3), without faults: the reference.
+3. `services`: the same with a sandbox replica SIGKILLed during step 2 and restarted, and the RM
+   server SIGKILLed during step 5 and restarted (`qwqrl.rehearsal.faults`). Its stage two is
+   longer (16 steps): an RM takes longer to restart than a tiny step takes to run, and the steps
+   after it is back must show scores again.
+4. `node`: the clean run with trainer node 1 SIGKILLed during step 8, after the checkpoint at
+   step 6; then `resumed`, a new rehearsal with `--resume`, which must finish it with the clean
+   run's final weights, bit for bit (the services' faults mask samples, which changes the
+   weights; that is why the node is lost in a run of its own).
 5. `qwqrl.rehearsal.checks` judges what must hold; the report is printed and appended to the
-   faulted run's `report.md`. Exit 1 when any property fails.
+   `services` run's `report.md`. Exit 1 when any property fails.
 
     qwqrl rehearse [--out runs/rehearsal] [--fresh]      (CI: make rehearsal)
 """
@@ -35,8 +38,10 @@ from qwqrl.sandbox.local import free_port
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "launch" / "local-cluster.sh"
 RECIPE = ROOT / "recipes" / "demo" / "two-stage.yaml"
-FAULTS = "sandbox@2,rm@7,node@9"
+SERVICE_FAULTS = "sandbox@2,rm@5"
+NODE_FAULT = "node@8"
 STAGE_STEPS = (3, 6)          # stage one, stage two; stage two checkpoints after its step 3
+SERVICES_STAGE_TWO = 16       # steps: the RM is back well before stage two ends
 DIST_TIMEOUT_S = 60           # a collective with a dead peer fails after this
 EXIT_BOUND_S = 180            # after a node is killed, everything must be gone within this
 RUN_TIMEOUT_S = 1800
@@ -93,15 +98,19 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     if args.fresh:
         shutil.rmtree(out, ignore_errors=True)
-    for name in ("clean", "faulted", "resumed", "clean-cluster", "faulted-cluster", "resumed-cluster"):
-        shutil.rmtree(out / name, ignore_errors=True)  # the preparation is reused, runs are not
+    for name in ("clean", "services", "node", "resumed"):  # the preparation is reused, runs not
+        shutil.rmtree(out / name, ignore_errors=True)
+        shutil.rmtree(out / f"{name}-cluster", ignore_errors=True)
     rm_model, cold = prepare(out)
     common = [f"stages.1.init_from={cold}", *RL]
-    clean = launch(out, "clean", common, rm_model)
-    faulted = launch(out, "faulted", common, rm_model, faults=FAULTS)
-    resumed = launch(out, "resumed", common, rm_model, run_dir=faulted.run_dir, resume=True)
-    results = judge(clean, faulted, resumed, STAGE_STEPS, EXIT_BOUND_S)
-    text = write_summary(results, clean, faulted, resumed, FAULTS)
+    runs = {"clean": launch(out, "clean", common, rm_model)}
+    runs["services"] = launch(out, "services", [*common, f"stages.2.trainer.max_steps="
+                              f"{SERVICES_STAGE_TWO}"], rm_model, faults=SERVICE_FAULTS)
+    runs["node"] = launch(out, "node", common, rm_model, faults=NODE_FAULT)
+    runs["resumed"] = launch(out, "resumed", common, rm_model, run_dir=runs["node"].run_dir,
+                             resume=True)
+    results = judge(runs, STAGE_STEPS, EXIT_BOUND_S)
+    text = write_summary(results, runs, f"{SERVICE_FAULTS} (services), {NODE_FAULT} (node)")
     print(text)
     failed = [r for r in results if not r.ok]
     print(f"rehearsal: {len(results) - len(failed)}/{len(results)} properties hold"
@@ -175,7 +184,12 @@ def launch(out: Path, name: str, overrides: list[str], rm_model: Path, faults: s
     with open(result.cluster_dir / "launcher.log", "w") as log:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     threading.Thread(target=watch, args=(proc, result), daemon=True).start()
-    wait(proc, result)
+    try:
+        wait(proc, result)
+    except BaseException:  # Ctrl-C / TERM of the rehearsal: the launch's traps stop its parts
+        proc.terminate()
+        proc.wait(60)
+        raise
     result.end = time.time()
     print(f"rehearsal {name}: exit {result.rc} after {result.end - result.start:.0f}s", flush=True)
     finish(result)

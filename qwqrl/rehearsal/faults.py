@@ -10,8 +10,10 @@ are scored), and what it killed comes back once step STEP is logged:
 - `rm@N` SIGKILLs the reward-model server and restarts it: step N's general samples are masked.
 - `node@N` SIGKILLs trainer node 1 (its torchrun agent and worker): the run must stop.
 
-Every action is a JSON line in the journal (`t`, `fault`, `action`, `step`, `pid`, and for the
-sandbox the `/v1/evaluate` requests each replica had answered), which `qwqrl rehearse` checks.
+Every action is a JSON line in the journal (`t`, `fault`, `action`, `step` as planned, `running`:
+the step that was running when it happened, `pid`, and for the sandbox the `/v1/evaluate`
+requests each replica had answered), which `qwqrl rehearse` checks. A restart does not hold up
+the other faults: the restarted server's /healthz is polled between ticks.
 On SIGTERM (the script ends) it stops what it restarted, by PID, after a last count.
 """
 from __future__ import annotations
@@ -32,7 +34,6 @@ import psutil
 
 KINDS = ("sandbox", "rm", "node")
 POLL_S = 0.1
-RESTART_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -98,22 +99,25 @@ class Injector:
         self.pids = {"sandbox": args.sandbox_pid, "rm": args.rm_pid, "node": args.nodes[1]}
         self.restarted: dict[str, subprocess.Popen] = {}
         self.journal = Path(args.journal)
+        self.step = 0  # the last step logged
 
     def record(self, **event: object) -> None:
         with self.journal.open("a") as f:
-            f.write(json.dumps({"t": time.time(), **event}) + "\n")
+            f.write(json.dumps({"t": time.time(), "running": self.step + 1, **event}) + "\n")
 
     def tick(self) -> None:
-        step = logged_steps(Path(self.args.metrics))
+        self.step = logged_steps(Path(self.args.metrics))
         for fault in self.faults:
-            if not fault.done and step >= fault.step - 1:
+            if not fault.done and self.step >= fault.step - 1:
                 self.record(fault=fault.kind, action="kill", step=fault.step,
                             pid=self.pids[fault.kind], **self.counts(fault))
                 kill_tree(self.pids[fault.kind])
                 fault.done = "killed"
-            elif fault.done == "killed" and fault.kind != "node" and step >= fault.step:
+            elif fault.done == "killed" and fault.kind != "node" and self.step >= fault.step:
                 self.restart(fault)
-                fault.done = "restarted"
+                fault.done = "restarting"
+            elif fault.done == "restarting":
+                self.check_back(fault)
 
     def counts(self, fault: Fault) -> dict[str, object]:
         if fault.kind != "sandbox":
@@ -122,31 +126,34 @@ class Injector:
         return {"evaluated": [evaluated(p) for p in ports]}
 
     def restart(self, fault: Fault) -> None:
+        """Start the killed server again where it was (same port, same command)."""
         a = self.args
         if fault.kind == "sandbox":
-            port = a.sandbox_port
-            argv = ["qwqrl", "sandbox", "serve", "--host", "127.0.0.1", "--port", str(port),
+            argv = ["qwqrl", "sandbox", "serve", "--host", "127.0.0.1", "--port", str(a.sandbox_port),
                     "--workers", os.environ.get("SANDBOX_WORKERS", "1"),
                     *os.environ.get("SANDBOX_ARGS", "").split()]
         else:
-            port = a.rm_port
             argv = ["qwqrl", "rm", "serve", "--model", os.environ["RM_MODEL"],
-                    "--host", "127.0.0.1", "--port", str(port)]
-        log = open(Path(a.log_dir) / f"{fault.kind}-restarted.log", "ab")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+                    "--host", "127.0.0.1", "--port", str(a.rm_port)]
+        with open(Path(a.log_dir) / f"{fault.kind}-restarted.log", "ab") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         self.restarted[fault.kind] = proc
         self.record(fault=fault.kind, action="restart", step=fault.step, pid=proc.pid)
-        deadline = time.monotonic() + RESTART_TIMEOUT_S
-        while time.monotonic() < deadline and proc.poll() is None:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2,
-                             trust_env=False).status_code == 200:
-                    self.record(fault=fault.kind, action="healthy", step=fault.step,
-                                pid=proc.pid, **self.counts(fault))
-                    return
-            time.sleep(POLL_S)
-        self.record(fault=fault.kind, action="restart_failed", step=fault.step, pid=proc.pid)
+
+    def check_back(self, fault: Fault) -> None:
+        """Journal the restarted server's first healthy answer (or its death)."""
+        proc = self.restarted[fault.kind]
+        port = self.args.sandbox_port if fault.kind == "sandbox" else self.args.rm_port
+        if proc.poll() is not None:
+            self.record(fault=fault.kind, action="restart_failed", step=fault.step, pid=proc.pid)
+            fault.done = "restarted"
+            return
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1,
+                         trust_env=False).status_code == 200:
+                self.record(fault=fault.kind, action="healthy", step=fault.step, pid=proc.pid,
+                            **self.counts(fault))
+                fault.done = "restarted"
 
     def stop(self) -> None:
         """A last count, then stop what this process restarted (SIGTERM, then SIGKILL)."""

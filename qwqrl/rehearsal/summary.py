@@ -1,5 +1,5 @@
 """The rehearsal's report: properties, faults with the time each cost, masked samples per cause,
-and the held-out metrics of the faulted run next to the fault-free run's.
+and the held-out metrics of the faulted runs next to the fault-free run's.
 
 Time lost per fault: a sandbox or RM fault costs its step's extra wall time over the same step
 of the fault-free run; a lost node costs the steps redone after the checkpoint (kill time minus
@@ -18,30 +18,32 @@ from qwqrl.rehearsal.checks import Result, event, journal
 CAUSES = {"sandbox": "code", "rm": "general"}  # the reward each server's outage can mask
 
 
-def fault_rows(clean: Any, faulted: Any, resumed: Any) -> list[str]:
-    events = journal(faulted.cluster_dir)
+def fault_rows(runs: dict[str, Any]) -> list[str]:
+    clean, services = runs["clean"], runs["services"]
+    events = journal(services.cluster_dir)
     rows = []
     for kind, verifier in CAUSES.items():
         kill = event(events, kind, "kill")
         if kill is None:
             continue
-        step = kill["step"]
-        lost = _step_s(faulted.rows, step) - _step_s(clean.rows, step)
-        masked = faulted.rows.get(step, {}).get(f"rewards/{verifier}/errors", 0)
+        step = kill["running"]
+        lost = _step_s(services.rows, step) - _step_s(clean.rows, step)
+        masked = sum(r.get(f"rewards/{verifier}/errors", 0) for r in services.rows.values())
         back = event(events, kind, "healthy")
         down = f"{back['t'] - kill['t']:.1f}s" if back else "never back"
         rows.append(f"| {kind} server SIGKILLed during step {step}, restarted | {down} | "
-                    f"{masked:g} `{verifier}` | {lost:+.1f}s |")
-    kill = event(events, "node", "kill")
+                    f"{masked:g} `{verifier}` | {lost:+.1f}s (that step vs fault-free) |")
+    kill = event(journal(runs["node"].cluster_dir), "node", "kill")
     if kill is not None:
-        rows.append(f"| trainer node 1 SIGKILLed during step {kill['step']} | - | 0 | "
-                    f"{node_time_lost(faulted, resumed, kill):.1f}s |")
+        lost = node_time_lost(runs["node"], runs["resumed"], kill)
+        rows.append(f"| trainer node 1 SIGKILLed during step {kill['running']} | - | 0 | "
+                    f"{lost:.1f}s (redone steps, stop, restart) |")
     return rows
 
 
-def node_time_lost(faulted: Any, resumed: Any, kill: dict[str, Any]) -> float:
-    redone = kill["t"] - faulted.rows.get(faulted.checkpoint_step, {}).get("time", kill["t"])
-    stop = faulted.end - kill["t"]
+def node_time_lost(node: Any, resumed: Any, kill: dict[str, Any]) -> float:
+    redone = kill["t"] - node.rows.get(node.checkpoint_step, {}).get("time", kill["t"])
+    stop = node.end - kill["t"]
     first = resumed.rows.get(min(resumed.rows)) if resumed.rows else None
     startup = (first["time"] - first["timing/step_s"] - resumed.start) if first else 0.0
     return redone + stop + startup
@@ -51,21 +53,21 @@ def _step_s(rows: dict[int, dict[str, Any]], step: int) -> float:
     return float(rows.get(step, {}).get("timing/step_s", 0.0))
 
 
-def masked_rows(faulted: Any, resumed: Any) -> list[str]:
-    """Masked samples per reward and step, over every step the faulted run logged."""
-    rows = {**faulted.rows, **resumed.rows}
+def masked_rows(services: Any) -> list[str]:
+    """Masked samples per reward and step in the run with the services' faults."""
     out = []
-    for step, row in sorted(rows.items()):
+    for step, row in sorted(services.rows.items()):
         for key, n in sorted(row.items()):
             if key.endswith("/errors") and n:
                 out.append(f"| {step} | `{key.split('/')[1]}` | {n:g} |")
     return out or ["| - | - | 0 |"]
 
 
-def held_out(clean: Any, faulted: Any) -> list[str]:
-    a, b = _last_eval(clean.run_dir), _last_eval(faulted.run_dir)
-    return [f"| {k} | {a.get(k, float('nan')):.4g} | {b.get(k, float('nan')):.4g} |"
-            for k in sorted(set(a) | set(b))]
+def held_out(runs: dict[str, Any]) -> list[str]:
+    evals = [_last_eval(runs[k].run_dir) for k in ("clean", "services", "resumed")]
+    keys = sorted(set().union(*evals))
+    return ["| " + " | ".join([k, *(f"{e.get(k, float('nan')):.4g}" for e in evals)]) + " |"
+            for k in keys]
 
 
 def _last_eval(run_dir: Path) -> dict[str, float]:
@@ -74,24 +76,23 @@ def _last_eval(run_dir: Path) -> dict[str, float]:
     return evals[-1]["metrics"] if evals else {}
 
 
-def write_summary(results: list[Result], clean: Any, faulted: Any, resumed: Any,
-                  plan: str) -> str:
-    steps = (f"fault-free {len(clean.rows)} steps; faulted {len(faulted.rows)} steps before the "
-             f"node was lost, then {len(resumed.rows)} redone by `--resume` from the checkpoint "
-             f"at step {faulted.checkpoint_step}")
+def write_summary(results: list[Result], runs: dict[str, Any], plan: str) -> str:
+    steps = ", ".join(f"{name} {len(r.rows)} (exit {r.rc}, {r.end - r.start:.0f}s)"
+                      for name, r in runs.items())
     lines = ["## Cluster rehearsal", "",
              f"Two trainer nodes (torchrun --nnodes 2, gloo), two sandbox replicas and an RM "
-             f"server on 127.0.0.1; fault plan `{plan}`. Steps: {steps}.", "",
+             f"server on 127.0.0.1; faults `{plan}`. Steps per launch: {steps}.", "",
              "| property | holds | detail |", "|---|---|---|",
              *[f"| {r.name} | {'yes' if r.ok else '**NO**'} | {r.detail} |" for r in results], "",
              "| fault | server down | samples masked | time lost |", "|---|---|---|---|",
-             *fault_rows(clean, faulted, resumed), "",
-             "Masked samples per step (the faulted run, its resumed steps included):", "",
-             "| step | reward | masked samples |", "|---|---|---|", *masked_rows(faulted, resumed), "",
-             "Held-out metrics after stage two:", "",
-             "| metric | fault-free | with faults |", "|---|---|---|", *held_out(clean, faulted), ""]
+             *fault_rows(runs), "",
+             "Masked samples per step (the run with the services' faults; counts over ranks):", "",
+             "| step | reward | masked samples |", "|---|---|---|", *masked_rows(runs["services"]), "",
+             "Held-out metrics after stage two (the services run trained stage two longer):", "",
+             "| metric | fault-free | services' faults | node lost + resumed |",
+             "|---|---|---|---|", *held_out(runs), ""]
     text = "\n".join(lines)
-    report = faulted.run_dir / "report.md"
+    report = runs["services"].run_dir / "report.md"
     body = (report.read_text() + "\n" if report.exists() else "") + text
     tmp = report.with_name(report.name + ".tmp")
     tmp.write_text(body)
