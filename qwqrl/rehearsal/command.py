@@ -1,6 +1,6 @@
 """`qwqrl rehearse`: the cluster layout rehearsed end to end on this machine, faults included.
 
-1. Once: the demo's tiny reward model and a short cold start (the demo's SFT stage, 40 steps).
+1. Once: the demo's tiny reward model and a short cold start (the demo's SFT stage, 100 steps).
 2. `clean`: `launch/local-cluster.sh` (two trainer nodes, two sandbox replicas, the RM served;
    the server code train.slurm runs) trains the demo's stage one (3 steps) and stage two
    (6 steps, a checkpoint after its step 3), without faults: the reference.
@@ -45,14 +45,16 @@ SERVICES_STAGE_TWO = 16       # steps: the RM is back well before stage two ends
 DIST_TIMEOUT_S = 60           # a collective with a dead peer fails after this
 EXIT_BOUND_S = 180            # after a node is killed, everything must be gone within this
 RUN_TIMEOUT_S = 1800
-COLD_START = ["stages.0.trainer.max_steps=40", "stages.0.trainer.warmup_steps=5",
+# 100 steps, mostly code: then 9 in 10 of the stage-one samples hold a fenced program within
+# 96 tokens (after 40 steps of the demo's mixture: none), so the sandbox is busy every step.
+COLD_START = ["stages.0.trainer.max_steps=100", "stages.0.trainer.warmup_steps=5",
               "stages.0.trainer.batch_size=32", "stages.0.trainer.micro_batch_size=32",
-              "stages.0.data.train.2.weight=4",  # code often enough that the sandbox is used
+              "stages.0.data.train.2.weight=20",
               "stages.0.stop_at=null", "eval.sets=[]", "logging.wandb.mode=disabled"]
 RL = [f"stages.1.trainer.max_steps={STAGE_STEPS[0]}", f"stages.2.trainer.max_steps={STAGE_STEPS[1]}",
       "stages.1.trainer.batch_size=2", "stages.2.trainer.batch_size=2",
       "stages.1.data.train.2.weight=8",  # most stage-one prompts are code: the sandbox is busy
-      "stages.1.generation.max_new_tokens=48", "stages.2.generation.max_new_tokens=48",
+      "stages.1.generation.max_new_tokens=96", "stages.2.generation.max_new_tokens=48",
       "stages.2.checkpoint.every=3", "stages.2.data.replay_previous=0",
       "stages.2.data.train.0.weight=0.05",  # stage two is mostly RM-judged: the RM is busy "eval.max_new_tokens=48", "eval.sets.0.options.n=8",
       "eval.sets.1.options.n=8", "eval.sets.2.options.n=4", "eval.sets.3.options.n=4",
