@@ -2,7 +2,8 @@
 and the held-out metrics of the faulted runs next to the fault-free run's.
 
 Time lost per fault: a sandbox or RM fault costs its step's extra wall time over the same step
-of the fault-free run; a lost node costs the steps redone after the checkpoint (kill time minus
+of the fault-free run, and the steps whose samples it masked (they learned from fewer samples,
+or skipped their update when a rank had none left); a lost node costs the steps redone after the checkpoint (kill time minus
 the checkpointed step's log time), the stop, and the resumed launch's start-up until its first
 step began. Printed, and appended to the faulted run's `report.md` (which `qwqrl.report` wrote).
 """
@@ -28,11 +29,14 @@ def fault_rows(runs: dict[str, Any]) -> list[str]:
             continue
         step = kill["running"]
         lost = _step_s(services.rows, step) - _step_s(clean.rows, step)
-        masked = sum(r.get(f"rewards/{verifier}/errors", 0) for r in services.rows.values())
+        hit = [r for r in services.rows.values() if r.get(f"rewards/{verifier}/errors")]
+        masked = sum(r[f"rewards/{verifier}/errors"] for r in hit)
         back = event(events, kind, "healthy")
         down = f"{back['t'] - kill['t']:.1f}s" if back else "never back"
         rows.append(f"| {kind} server SIGKILLed during step {step}, restarted | {down} | "
-                    f"{masked:g} `{verifier}` | {lost:+.1f}s (that step vs fault-free) |")
+                    f"{masked:g} `{verifier}` in {len(hit)} steps | step {step} {lost:+.1f}s vs "
+                    f"fault-free; {sum(r['timing/step_s'] for r in hit):.1f}s in steps with "
+                    f"masked samples |")
     kill = event(journal(runs["node"].cluster_dir), "node", "kill")
     if kill is not None:
         lost = node_time_lost(runs["node"], runs["resumed"], kill)
