@@ -206,7 +206,8 @@ def finish(result: Launch) -> None:
     the checks report it as a failure, the machine is not left with it)."""
     from qwqrl.rehearsal.checks import step_rows
 
-    result.rows = step_rows(result.run_dir)
+    # this launch's steps: a resumed run's folder also holds the steps logged before it
+    result.rows = {s: r for s, r in step_rows(result.run_dir).items() if r["time"] >= result.start}
     progress = result.run_dir / "progress.json"
     current = json.loads(progress.read_text()).get("current") if progress.exists() else None
     if current:
