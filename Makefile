@@ -8,7 +8,7 @@ TORCH_SPEC     ?= torch==2.13.0
 PIP_TORCH_ARGS ?=
 STAMP    := $(VENV)/.qwqrl-installed
 
-.PHONY: install sandbox-deps demo test test-vllm bench clean
+.PHONY: install sandbox-deps demo test test-vllm bench clean rehearsal
 
 install: sandbox-deps $(STAMP)
 
@@ -83,3 +83,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .cache runs build *.egg-info
+
+# The multi-node layout rehearsed on this machine (loopback only), with faults injected: a sandbox
+# replica, the RM server and a trainer node killed at chosen steps (docs/scaling.md). Fails if the
+# run does not survive each one. A few minutes on 2 cores.
+rehearsal: sandbox-deps $(STAMP)
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(VENV)/bin/qwqrl rehearse --out runs/rehearsal --fresh

@@ -23,6 +23,7 @@ COMMANDS = [
     "qwqrl.eval_cmd",
     "qwqrl.rm.cli",
     "qwqrl.score",
+    "qwqrl.rehearsal.command",
 ]
 
 

@@ -3,11 +3,15 @@
 torchrun, the `deepspeed` launcher and `accelerate launch` all export RANK/WORLD_SIZE/LOCAL_RANK;
 a plain `qwqrl train` gets a one-process group on a free loopback port. DeepSpeed needs a process
 group even for one process, and on CPU (gloo) it must exist before the model is built.
+$QWQRL_DIST_TIMEOUT_S bounds how long a collective waits for a peer (default: torch's 30 minutes):
+a launcher that must not hang when a node dies (launch/local-cluster.sh) sets it lower.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
+from datetime import timedelta
 
 import torch
 
@@ -40,7 +44,12 @@ def init_distributed() -> Dist:
     else:
         device = torch.device("cpu")
     if not torch.distributed.is_initialized():
-        deepspeed.init_distributed(dist_backend="nccl" if device.type == "cuda" else "gloo")
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        timeout = os.environ.get("QWQRL_DIST_TIMEOUT_S")
+        if timeout:
+            deepspeed.init_distributed(dist_backend=backend, timeout=timedelta(seconds=float(timeout)))
+        else:
+            deepspeed.init_distributed(dist_backend=backend)
     return Dist(rank=torch.distributed.get_rank(), world_size=torch.distributed.get_world_size(),
                 local_rank=local_rank, device=device)
 
@@ -60,13 +69,21 @@ def barrier() -> None:
 
 
 def all_reduce_mean(values: dict[str, float]) -> dict[str, float]:
-    """Average scalar metrics over ranks so the logged numbers describe the whole batch."""
+    """Average scalar metrics over ranks so the logged numbers describe the whole batch.
+
+    Ranks may report different keys (a rank whose prompts hold no code has no code reward): each
+    key is averaged over the ranks that report it, and counts of masked samples (`*/errors`)
+    are summed, so one all-reduce never pairs one rank's metric with another's."""
     if not torch.distributed.is_initialized() or torch.distributed.get_world_size() == 1:
         return values
-    keys = sorted(values)
-    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
+    reported: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(reported, sorted(values))
+    keys = sorted(set().union(*reported))
+    t = torch.tensor([[float(values.get(k, 0.0)), float(k in values)] for k in keys],
+                     dtype=torch.float64)
     if torch.distributed.get_backend() == "nccl":
         t = t.cuda()
     torch.distributed.all_reduce(t)
-    t /= torch.distributed.get_world_size()
-    return dict(zip(keys, t.cpu().tolist()))
+    total, ranks = t.cpu().unbind(1)
+    return {k: float(total[i]) if k.endswith("/errors") else float(total[i] / ranks[i])
+            for i, k in enumerate(keys)}

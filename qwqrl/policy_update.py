@@ -58,7 +58,7 @@ def policy_update(policy: Learner, batch: Batch, settings: UpdateSettings,
                   reference: torch.nn.Module | None = None,
                   critic: Critic | None = None) -> dict[str, float]:
     """`epochs` optimizer steps of the policy (and the critic) on `batch`; the step's metrics."""
-    if not batch.rollouts:
+    if not all_ranks_have(bool(batch.rollouts)):
         return {"loss": 0.0, "grad_norm": 0.0, "skipped_empty_batch": 1.0,
                 "learning_rate": float(policy.scheduler.get_last_lr()[0])}
     algo, temp = settings.algo, settings.temperature
@@ -87,6 +87,20 @@ def policy_update(policy: Learner, batch: Batch, settings: UpdateSettings,
     out.update(step_metrics)
     out.update(extra)
     return out
+
+
+def all_ranks_have(samples: bool) -> bool:
+    """Whether every data-parallel rank has samples to learn from. A rank with none cannot join
+    the others' gradient all-reduce, and one that steps alone waits for it until the collective
+    times out: so when any rank's batch is empty (every group filtered or masked, e.g. while the
+    reward model is down), every rank skips the step."""
+    if not torch.distributed.is_initialized() or torch.distributed.get_world_size() == 1:
+        return samples
+    flag = torch.tensor([float(samples)])
+    if torch.distributed.get_backend() == "nccl":
+        flag = flag.cuda()
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+    return bool(flag.item())
 
 
 def outcome_advantages(rewards: torch.Tensor, valid: torch.Tensor,

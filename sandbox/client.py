@@ -1,8 +1,10 @@
 """Async client for a fleet of sandbox replicas (used by the code verifier and `qwqrl score`).
 
 Balancing: each request goes to the healthy replica with the fewest outstanding requests.
-A replica that refuses connections or times out is ejected for a while and re-admitted only
-after its /healthz answers. Retries: evaluation is a pure function of the request, so retrying
+A replica that refuses connections or times out is ejected for a while (`eject_s`, doubling up
+to 6x while it stays down) and re-admitted as soon as its /healthz answers again, so a replica
+restarted on the same address takes work again within `eject_s` of being probed. A crash fails
+every request in flight on the replica at once: that counts as one failure, not one per request. Retries: evaluation is a pure function of the request, so retrying
 on another replica is safe after connection errors, timeouts, 5xx, 429 (after Retry-After) and
 SE results; a 4xx is the caller's mistake and is not retried. A request that still fails comes
 back as a result with status "SE" and an "error" string (reward None), never as an exception,
@@ -43,11 +45,12 @@ def env_urls() -> list[str]:
 
 
 class SandboxClient:
-    def __init__(self, urls: list[str], timeout_s: float = 300.0, max_retries: int = 4) -> None:
+    def __init__(self, urls: list[str], timeout_s: float = 300.0, max_retries: int = 4,
+                 eject_s: float = EJECT_S) -> None:
         if not urls:
             raise ValueError("SandboxClient: expected at least one replica URL")
         self.replicas = [Replica(u.rstrip("/")) for u in urls]
-        self.timeout_s, self.max_retries = timeout_s, max_retries
+        self.timeout_s, self.max_retries, self.eject_s = timeout_s, max_retries, eject_s
         self._http: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -91,11 +94,19 @@ class SandboxClient:
             healthy = resp.status_code == 200
         except httpx.HTTPError:
             healthy = False
-        replica.ejected_until = 0.0 if healthy else time.monotonic() + EJECT_S
+        if healthy:
+            replica.ejected_until = 0.0
+        else:
+            self._eject(replica)
 
     def _eject(self, replica: Replica) -> None:
+        """Eject for `eject_s` x consecutive failures (at most 6x). Failures while already
+        ejected are the same outage (requests that were in flight when it went down)."""
+        now = time.monotonic()
+        if replica.ejected_until > now:
+            return
         replica.failures += 1
-        replica.ejected_until = time.monotonic() + EJECT_S * min(replica.failures, 6)
+        replica.ejected_until = now + self.eject_s * min(replica.failures, 6)
 
     async def _post(self, path: str, body: object) -> dict:
         """POST with balancing and safe retries; an SE result (never an exception) when all fail.

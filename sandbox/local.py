@@ -37,8 +37,10 @@ def free_port() -> int:
 
 class LocalSandbox:
     def __init__(self, workers: int | None = None, extra_args: list[str] | None = None,
-                 log_path: str | None = None, allow_weak_isolation: bool = False) -> None:
+                 log_path: str | None = None, allow_weak_isolation: bool = False,
+                 port: int = 0) -> None:
         self.workers = workers or os.cpu_count() or 1
+        self.fixed_port = port  # 0: a free port at each start; else restarts keep the address
         self.extra_args = list(extra_args or []) + ([ALLOW_WEAK_FLAG] if allow_weak_isolation else [])
         self.log_path = log_path
         self.port = 0
@@ -53,7 +55,7 @@ class LocalSandbox:
         self.stop()
 
     def start(self) -> None:
-        self.port = free_port()
+        self.port = self.fixed_port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [sys.executable, "-m", "qwqrl.sandbox.server", "--host", "127.0.0.1", "--port", str(self.port),
                 "--workers", str(self.workers), "--log-level", "warning", *self.extra_args]

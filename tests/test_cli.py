@@ -10,7 +10,7 @@ import pytest
 from qwqrl.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = ["train", "demo", "score", "eval", "recipe", "sandbox", "rm"]
+SUBCOMMANDS = ["train", "demo", "score", "eval", "recipe", "sandbox", "rm", "rehearse"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

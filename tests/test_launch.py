@@ -172,3 +172,32 @@ def test_slurm_job_fails_without_training_when_a_server_dies_before_healthz(slur
     assert done.returncode != 0
     assert "exited before answering /healthz" in done.stderr
     assert "torchrun" not in log.read_text()
+
+
+def test_local_cluster_runs_the_slurm_layout_on_loopback_and_stops_it(slurm, tmp_path):
+    """The rehearsal's launcher shares the Slurm job's server code (launch/services.sh): two
+    replicas and the RM on 127.0.0.1, their URLs to two torchrun nodes, all stopped at the end.
+    (`make rehearsal` runs it for real; this pins its command lines.)"""
+    log, env = slurm
+    env = {**env, "RM_MODEL": "/models/rm", "CLUSTER_DIR": str(tmp_path / "cluster"),
+           "RDZV_PORT": "29600", "SANDBOX_PORT": "9000", "RM_PORT": "9100"}
+    stub(Path(env["PATH"].split(":")[0]), "torchrun",
+         'echo "torchrun $* url=$QWQRL_SANDBOX_URL timeout=$QWQRL_DIST_TIMEOUT_S" >> "$CALLS"')
+    done = run_script("local-cluster.sh", ["r.yaml", "--set", "seed=1"], env)
+    assert done.returncode == 0, done.stderr
+    started = servers(log)
+    assert sorted(started.values()) == [
+        "qwqrl rm serve --model /models/rm --host 127.0.0.1 --port 9100",
+        "qwqrl sandbox serve --host 127.0.0.1 --port 9000 --workers 1",
+        "qwqrl sandbox serve --host 127.0.0.1 --port 9001 --workers 1"]
+    nodes = sorted(line for line in log.read_text().splitlines() if line.startswith("torchrun"))
+    assert "is_host=0" in nodes[0] and "is_host=1" in nodes[1]  # node 0 hosts the rendezvous
+    assert nodes[0].replace("is_host=0", "is_host=1") == nodes[1]
+    node = nodes[0].split()
+    assert node[:3] == ["torchrun", "--nnodes=2", "--nproc-per-node=1"]
+    assert "--rdzv-endpoint=127.0.0.1:29600" in node and "--rdzv-backend=c10d" in node
+    assert node[node.index("-m"):] == [
+        "-m", "qwqrl", "train", "r.yaml", "--set", "stages.2.rewards.general.path=null",
+        "--set", "stages.2.rewards.general.url=http://127.0.0.1:9100", "--set", "seed=1",
+        "url=http://127.0.0.1:9000,http://127.0.0.1:9001", "timeout=120"]
+    assert_stopped(started)

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import threading
+import time
 
 import pytest
 
@@ -106,3 +107,58 @@ def test_from_env_reads_comma_separated_replicas(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("QWQRL_SANDBOX_URL")
     with pytest.raises(ValueError, match="QWQRL_SANDBOX_URL"):
         SandboxClient.from_env()
+
+
+def code_record(i: int) -> dict:
+    """A code sample as the trainer scores it: the answer after `</think>` holds the program."""
+    body, _ = request(i)
+    return {"task": "code", "tests": body["tests"], "completion_ids": [],
+            "completion": f"x</think>\n```python\n{body['code']}\n```"}
+
+
+def test_a_killed_replica_scores_nothing_zero_and_is_used_again_once_restarted() -> None:
+    """What a sandbox node lost mid-step means to the trainer (the cluster rehearsal's fault):
+    its samples are judged on the other replica, none is scored 0 for it, and once a replica
+    is back on its address the client gives it work again."""
+    from qwqrl.config import RewardsConfig
+    from qwqrl.rewards import RewardRouter
+
+    with LocalSandbox(workers=1, port=free_port()) as first, LocalSandbox(workers=1) as second:
+        client = SandboxClient([first.url, second.url], timeout_s=30, eject_s=0.5)
+        router = RewardRouter.from_config(RewardsConfig(code={"weight": 1.0}), 64,
+                                          sandbox_client=client)
+        records = [code_record(i) for i in range(1, 41)]
+        expected = [1.0 if request(i)[1] == "OK" else 0.0 for i in range(1, 41)]
+        assert router.score(records).rewards == expected
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait()
+        scored = router.score(records)
+        assert scored.rewards == expected and not scored.errors
+        assert client.replicas[0].ejected_until > 0, "the dead replica was never tried"
+
+        first.proc = None
+        first.start()  # same port: the fleet restarts a lost node where it was
+        requests = 0.0
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not requests:
+            assert router.score(records).rewards == expected
+            requests = evaluated(first.url)
+        assert requests > 0, "the restarted replica was never given work again"
+
+        first.stop()
+        second.stop()  # the whole fleet down: masked (None) and counted, never 0
+        scored = RewardRouter.from_config(
+            RewardsConfig(code={"weight": 1.0}), 64,
+            sandbox_client=SandboxClient([first.url, second.url], timeout_s=5, max_retries=2,
+                                         eject_s=0.5)).score(records[:3])
+        assert scored.rewards == [None, None, None] and scored.errors == {"code": 3}
+
+
+def evaluated(url: str) -> float:
+    """The replica's count of /v1/evaluate requests (its Prometheus counter)."""
+    import httpx
+
+    for line in httpx.get(f"{url}/metrics", trust_env=False).text.splitlines():
+        if line.startswith('qwqrl_sandbox_requests_total{endpoint="evaluate"}'):
+            return float(line.split()[1])
+    return 0.0
