@@ -73,6 +73,7 @@ class Rollout:
     logprobs: list[float]
     text: str
     finish_reason: str
+    policy_version: int = 0  # the weights version that sampled it (remote workers count syncs)
 
 
 def encode_prompts(tokenizer: Any, prompts: list[str]) -> list[list[int]]:
