@@ -158,7 +158,13 @@ class RemoteGenerator:
                 for i in range(len(self.conns)):
                     self._send(i, header)
                 self._check_alive()
-                wb.broadcast(self.group, tensor)
+                try:
+                    wb.broadcast(self.group, tensor)
+                except RuntimeError as err:  # a peer vanished mid-broadcast: say which one
+                    for process in self.processes:
+                        process.join(timeout=1)
+                    self._check_alive()
+                    raise RemoteWorkerError(f"weight broadcast to the rollout workers failed: {err}") from err
             for i in range(len(self.conns)):
                 self._send(i, ("weights_done", self.version))
 

@@ -28,6 +28,7 @@ import os
 import queue
 import tempfile
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Client, Connection
@@ -220,10 +221,23 @@ class Worker:
             raise RuntimeError("rollout worker asked to generate before any weights arrived")
 
 
+def dial(address: tuple[str, int], authkey: bytes, patience_s: float = 300.0) -> Connection:
+    """Connect to the learner's listener; a worker a launcher started may come up before the
+    learner listens, so a refused connection is retried for `patience_s`."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return Client(address, authkey=authkey)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def serve(address: tuple[str, int], authkey: bytes, index: int, placement: Placement) -> None:
     """A worker's whole life: pin, dial the learner, build the engine, serve, report failures."""
     pin(placement)
-    conn = Client(address, authkey=authkey)
+    conn = dial(address, authkey)
     try:
         conn.send(("hello", index, os.getpid()))
         _, spec = conn.recv()
