@@ -187,6 +187,30 @@ class DynamicSampling(Strict):
     max_rounds: int = Field(3, ge=1, description="Cap on extra generation rounds per step.")
 
 
+class OffPolicyConfig(Strict):
+    """Asynchronous rollouts and the correction for samples from another policy than the
+    learner's (an older version, or vLLM's numerics): docs/scaling.md, "Asynchronous RL"."""
+    max_staleness: int = Field(
+        0, ge=0, description="Rollouts for steps t+1..t+k are generated, by weights at most k "
+        "updates old, while the learner updates on step t (verl one-step-off = 1, AReaL, "
+        "PipelineRL); samples older than k updates are dropped. 0: the synchronous loop.")
+    correction: Literal["tis", "token_mask", "sequence_mask", "none"] = Field(
+        "tis", description="How the loss corrects for behaviour log-probs that are not the "
+        "learner's: tis = min(pi_old/pi_behaviour, tis_cap) per token (Yao et al. 2025); "
+        "token_mask = the ratio, 0 outside [mask_low, mask_high] per token (IcePop); "
+        "sequence_mask = the sequence's geometric-mean ratio, 0 outside the band (masked IS).")
+    mask_low: float = Field(0.5, gt=0.0, description="Lowest ratio the mask corrections keep "
+                                                     "(IcePop: 0.5).")
+    mask_high: float = Field(2.0, gt=0.0, description="Highest ratio the mask corrections keep "
+                                                      "(IcePop: 2.0).")
+
+    @model_validator(mode="after")
+    def _band(self) -> OffPolicyConfig:
+        if self.mask_low >= self.mask_high:
+            raise ValueError(f"mask_low ({self.mask_low}) must be below mask_high ({self.mask_high})")
+        return self
+
+
 class AlgorithmConfig(Strict):
     name: Literal["grpo", "dr_grpo", "rloo", "ppo"] = Field(
         "grpo", description="grpo (DeepSeekMath); dr_grpo: no std scaling, pair it with "
@@ -206,6 +230,9 @@ class AlgorithmConfig(Strict):
     epochs: int = Field(1, ge=1, description="Update epochs per batch (importance ratios).")
     tis_cap: float | None = Field(
         2.0, gt=0.0, description="Truncated importance sampling cap for generator/learner mismatch.")
+    off_policy: OffPolicyConfig = Field(
+        default_factory=OffPolicyConfig,
+        description="Asynchronous rollouts (max_staleness) and the off-policy correction.")
     gamma: float = Field(1.0, ge=0.0, le=1.0, description="PPO discount.")
     lam: float = Field(1.0, ge=0.0, le=1.0, description="PPO GAE lambda.")
     value_clip: float = Field(0.2, gt=0.0, description="PPO value clipping range.")

@@ -313,7 +313,9 @@ class Pipeline:
 
         if stage.generation.backend == "vllm":
             return self._vllm_generator(stage, policy.module)
-        return make_generator("hf", policy.module, self.tokenizer, batch_size=stage.generation.batch_size)
+        # asynchronous rollouts sample while the learner updates: not from the learner's module
+        kind = "hf_copy" if stage.algorithm.off_policy.max_staleness else "hf"
+        return make_generator(kind, policy.module, self.tokenizer, batch_size=stage.generation.batch_size)
 
     def _critic_from(self, policy: Any) -> Any:
         """A value model initialised from the policy's backbone (LoRA-free), with a fresh head."""
