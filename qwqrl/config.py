@@ -258,8 +258,52 @@ class VLLMConfig(Strict):
     max_model_len: int | None = Field(None, gt=0)
 
 
+class RemoteConfig(Strict):
+    """Rollout workers apart from the learner (`generation.placement: remote`), each one engine
+    of `generation.backend` in its own process; docs/scaling.md, "Layouts"."""
+    workers: int = Field(1, ge=1, description="Rollout worker processes (per learner rank); "
+                                              "each gets a contiguous share of the prompts.")
+    launch: Literal["spawn", "external"] = Field(
+        "spawn", description="spawn: the trainer starts the workers as child processes, pinned to "
+        "`cpus` / `gpus`. external: a launcher starts them (torchrun, a slurm heterogeneous job: "
+        "`python -m qwqrl.generation.remote_worker --learner HOST:PORT`, $QWQRL_REMOTE_AUTHKEY set "
+        "on both sides) and the trainer waits for them on `host:port`.")
+    cpus: list[list[int]] | None = Field(
+        None, description="spawn: the CPUs each worker may use, one list per worker, e.g. [[1]]; "
+        "its torch thread count follows. Default: the trainer's.")
+    gpus: list[list[int]] | None = Field(
+        None, description="spawn: the GPUs each worker sees (CUDA_VISIBLE_DEVICES), one list per "
+        "worker, e.g. [[4, 5], [6, 7]] with vllm.tensor_parallel_size 2. Keep them apart from the "
+        "learner's GPUs.")
+    host: str = Field("127.0.0.1", description="Address the trainer listens on for its workers and "
+                      "hosts the weight-broadcast rendezvous at; a reachable address of the "
+                      "trainer's node when workers run on other nodes.")
+    port: int = Field(0, ge=0, le=65535, description="Control port; 0 picks a free one (spawn "
+                      "only: external workers must be told it).")
+    timeout_s: float = Field(300.0, gt=0, description="How long the trainer waits for workers to "
+                             "start, and a weight broadcast for its peers.")
+
+    @model_validator(mode="after")
+    def _one_per_worker(self) -> RemoteConfig:
+        for key in ("cpus", "gpus"):
+            value = getattr(self, key)
+            if value is not None and len(value) != self.workers:
+                raise ValueError(f"{key} has {len(value)} lists for {self.workers} workers; give "
+                                 f"one list per worker")
+        if self.launch == "external" and self.port == 0:
+            raise ValueError("launch external needs a fixed port: the workers dial host:port")
+        return self
+
+
 class GenerationConfig(Strict):
     backend: Literal["hf", "vllm"] = Field("hf", description="Rollout engine.")
+    placement: Literal["colocated", "remote"] = Field(
+        "colocated", description="colocated: the engine runs in the trainer's processes, on its "
+        "devices, taking turns with the update. remote: rollout workers in processes of their own "
+        "(`remote`), fed new weights by a broadcast after each update, so generation can overlap "
+        "the update (algorithm.off_policy.max_staleness >= 1).")
+    remote: RemoteConfig = Field(default_factory=RemoteConfig,
+                                 description="The rollout workers of placement `remote`.")
     temperature: float = Field(0.6, ge=0.0, description="QwQ guide: 0.6.")
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="QwQ guide: 0.95.")
     top_k: int = Field(20, ge=0, description="QwQ guide: 20-40; 0 disables.")

@@ -77,6 +77,23 @@ class RemoteSettings:
     timeout_s: float = 300.0
 
 
+def settings_for(gen: Any, seed: int) -> RemoteSettings:
+    """The recipe's `generation` section (placement remote) as RemoteSettings. The engine options
+    are what a colocated engine of the same backend would get, less sleep mode: a worker's
+    devices are its own, there is nothing to hand back during the update."""
+    remote = gen.remote
+    if gen.backend == "vllm":
+        options = {**gen.vllm.model_dump(), "enable_sleep_mode": False, "seed": seed}
+    else:
+        options = {"batch_size": gen.batch_size}
+    placements = [Placement(cpus=(remote.cpus or [None] * remote.workers)[i],
+                            gpus=(remote.gpus or [None] * remote.workers)[i])
+                  for i in range(remote.workers)]
+    return RemoteSettings(engine=gen.backend, workers=remote.workers, launch=remote.launch,
+                          host=remote.host, port=remote.port, placements=placements,
+                          options=options, timeout_s=remote.timeout_s)
+
+
 def engine_files(model: Any, tokenizer: Any) -> dict[str, bytes]:
     """The learner's config (architecture included) and tokenizer, as files for the workers."""
     from qwqrl.generation.vllm_backend import write_engine_config
