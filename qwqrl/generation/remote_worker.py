@@ -258,20 +258,30 @@ def serve(address: tuple[str, int], authkey: bytes, index: int, placement: Place
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point for a worker started by a launcher (torchrun, slurm) instead of the learner."""
+    """Entry point for workers a launcher starts (launch/rollout_workers.sh): one per process, or
+    one per rank under torchrun, whose RANK / LOCAL_RANK give the index and the GPUs."""
     parser = argparse.ArgumentParser(description="qwqrl rollout worker (see the module docstring)")
-    parser.add_argument("--learner", required=True, help="HOST:PORT of generation.remote.listen")
+    parser.add_argument("--learner", required=True, help="HOST:PORT of generation.remote.host/port")
     parser.add_argument("--index", type=int, default=None,
-                        help="worker index 0..workers-1; default: $RANK (one worker per launched rank)")
+                        help="worker index 0..workers-1; default: --index-offset + $RANK")
+    parser.add_argument("--index-offset", type=int, default=0,
+                        help="added to $RANK: the workers on earlier nodes (one torchrun per node)")
+    parser.add_argument("--gpus-per-worker", type=int, default=0,
+                        help="local rank r sees GPUs r*N..r*N+N-1; 0: leave CUDA_VISIBLE_DEVICES")
     parser.add_argument("--cpus", default=None, help="comma-separated CPUs to pin to")
     args = parser.parse_args(argv)
     authkey = os.environ.get(AUTHKEY_ENV)
     if not authkey:
-        raise SystemExit(f"set {AUTHKEY_ENV} to the learner's generation.remote authkey")
+        raise SystemExit(f"set {AUTHKEY_ENV} to the trainer's secret (the same on both sides)")
     host, _, port = args.learner.rpartition(":")
-    index = args.index if args.index is not None else int(os.environ.get("RANK", "0"))
-    cpus = [int(c) for c in args.cpus.split(",")] if args.cpus else None
-    serve((host, int(port)), authkey.encode(), index, Placement(cpus=cpus))
+    if not host or not port.isdigit():
+        raise SystemExit(f"--learner must be HOST:PORT, got {args.learner!r}")
+    index = args.index if args.index is not None else args.index_offset + int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    n = args.gpus_per_worker
+    placement = Placement(cpus=[int(c) for c in args.cpus.split(",")] if args.cpus else None,
+                          gpus=list(range(local * n, (local + 1) * n)) if n else None)
+    serve((host, int(port)), authkey.encode(), index, placement)
 
 
 if __name__ == "__main__":

@@ -139,20 +139,29 @@ def test_a_worker_exits_when_its_learner_is_killed(tmp_path):
         learner.wait()
 
 
-def test_a_worker_started_by_a_launcher_dials_the_learner(tok, prompts, monkeypatch):
+def test_workers_started_by_the_launch_script_dial_the_learner(tok, prompts):
+    """launch/rollout_workers.sh under real torchrun: two ranks become workers 0 and 1."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setenv(AUTHKEY_ENV, "test-secret")
-    worker = subprocess.Popen([sys.executable, "-m", "qwqrl.generation.remote_worker",
-                               "--learner", f"127.0.0.1:{port}", "--index", "0"], cwd=ROOT)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK",
+                                                          "MASTER_ADDR", "MASTER_PORT")}
+    env.update({AUTHKEY_ENV: "test-secret", "WORKERS": "2", "GPUS_PER_WORKER": "0",
+                "PATH": f"{Path(sys.executable).parent}:{env['PATH']}", "OMP_NUM_THREADS": "1"})
+    workers = subprocess.Popen([str(ROOT / "launch" / "rollout_workers.sh"), f"127.0.0.1:{port}"],
+                               cwd=ROOT, env=env, start_new_session=True)
     try:
         model = build_model(tok, seed=0, **SMALL)
-        settings = RemoteSettings(launch="external", port=port, timeout_s=120)
-        with RemoteGenerator(model, tok, settings) as remote:
-            rollouts = remote.generate(prompts, 2, SAMPLING)
+        settings = RemoteSettings(workers=2, launch="external", port=port, timeout_s=120)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv(AUTHKEY_ENV, "test-secret")
+            remote = RemoteGenerator(model, tok, settings)
+        with remote:
+            rollouts = remote.generate([*prompts, prompts[0]], 2, SAMPLING)
+            assert [r.prompt_index for r in rollouts] == [0, 0, 1, 1, 2, 2]
             assert max_logprob_error(model, rollouts, SAMPLING) < ATOL
-        assert worker.wait(timeout=20) == 0
+        assert workers.wait(timeout=30) == 0
     finally:
-        worker.kill()
-        worker.wait()
+        if workers.poll() is None:
+            os.killpg(workers.pid, signal.SIGKILL)
+            workers.wait()
