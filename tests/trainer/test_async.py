@@ -71,6 +71,19 @@ def test_streamed_scoring_gives_the_batch_of_scoring_at_the_end(tmp_path: Path) 
     assert 0 <= stats["timing/reward_tail_s"] <= stats["timing/reward_s"] + 1e-3
 
 
+def test_drop_stale_removes_whole_groups_over_the_bound() -> None:
+    from qwqrl.async_rollouts import drop_stale
+    from qwqrl.generation import Rollout
+    from qwqrl.rollouts import Batch
+
+    versions = [5, 5, 3, 4, 4, 4]  # groups of 2 at learner version 5, bound 1: the second is stale
+    rollouts = [Rollout(i // 2, [1], [2], [-0.1], "x", "stop", policy_version=v) for i, v in enumerate(versions)]
+    batch = Batch(rollouts, [{"i": i} for i in range(6)], torch.arange(6.0), {"math": list(range(6))})
+    kept, metrics = drop_stale(batch, version=5, max_staleness=1, group_size=2)
+    assert [r["i"] for r in kept.records] == [0, 1, 4, 5] and kept.rewards.tolist() == [0, 1, 4, 5]
+    assert metrics == {"async/staleness_mean": 0.5, "async/staleness_max": 1.0, "async/dropped_stale": 2.0}
+
+
 @pytest.mark.parametrize("k", [1, 2])
 def test_no_trained_sample_is_older_than_the_bound(tmp_path: Path, monkeypatch, k: int) -> None:
     trained: list[tuple[int, Counter]] = []
