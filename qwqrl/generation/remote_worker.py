@@ -141,17 +141,6 @@ def load_weights(engine: Any, weights: dict[str, Any]) -> None:
         params[name].data.copy_(tensor)
 
 
-def stream_groups(engine: Any, prompts: list[str], n: int, sampling: Any) -> Any:
-    """The engine's finished groups of n rollouts, as they complete."""
-    stream = getattr(engine, "generate_stream", None)
-    if stream is not None:
-        yield from stream(prompts, n, sampling)
-        return
-    rollouts = engine.generate(prompts, n, sampling)
-    for start in range(0, len(rollouts), n):
-        yield rollouts[start:start + n]
-
-
 class Worker:
     """The two threads of the module docstring, around one engine and one connection."""
 
@@ -205,7 +194,7 @@ class Worker:
                 raise job
             self._load_pending(engine)
             request, prompts, offset, n, sampling = job
-            for group in stream_groups(engine, prompts, n, sampling):
+            for group in engine.generate_stream(prompts, n, sampling):
                 for rollout in group:
                     rollout.prompt_index += offset
                     rollout.policy_version = self.version
