@@ -3,7 +3,7 @@
 #   generation: {placement: remote, remote: {launch: external, workers: K, host: TRAINER_HOST, port: PORT}}
 #
 #   QWQRL_REMOTE_AUTHKEY=SECRET launch/rollout_workers.sh TRAINER_HOST:PORT [INDEX_OFFSET]
-#   QWQRL_REMOTE_AUTHKEY=SECRET WORKERS=2 GPUS_PER_WORKER=4 launch/rollout_workers.sh 10.0.0.1:29600
+#   QWQRL_REMOTE_AUTHKEY=SECRET WORKERS=4 launch/rollout_workers.sh 10.0.0.1:29600
 #
 # Starts WORKERS rollout workers on this node with torchrun (one per rank; rank r sees GPUs
 # r*GPUS_PER_WORKER.. as its CUDA_VISIBLE_DEVICES), numbered INDEX_OFFSET + rank: on the n-th

@@ -273,8 +273,7 @@ class RemoteConfig(Strict):
         "its torch thread count follows. Default: the trainer's.")
     gpus: list[list[int]] | None = Field(
         None, description="spawn: the GPUs each worker sees (CUDA_VISIBLE_DEVICES), one list per "
-        "worker, e.g. [[4, 5], [6, 7]] with vllm.tensor_parallel_size 2. Keep them apart from the "
-        "learner's GPUs.")
+        "worker, e.g. [[4], [5], [6], [7]]. Keep them apart from the learner's GPUs.")
     host: str = Field("127.0.0.1", description="Address the trainer listens on for its workers and "
                       "hosts the weight-broadcast rendezvous at; a reachable address of the "
                       "trainer's node when workers run on other nodes.")
@@ -304,6 +303,13 @@ class GenerationConfig(Strict):
         "the update (algorithm.off_policy.max_staleness >= 1).")
     remote: RemoteConfig = Field(default_factory=RemoteConfig,
                                  description="The rollout workers of placement `remote`.")
+
+    @model_validator(mode="after")
+    def _remote_engine(self) -> GenerationConfig:
+        if self.placement == "remote" and self.backend == "vllm" and self.vllm.tensor_parallel_size > 1:
+            raise ValueError("placement remote runs one vLLM engine per worker on one GPU: "
+                             "vllm.tensor_parallel_size must be 1 (add remote.workers instead)")
+        return self
     temperature: float = Field(0.6, ge=0.0, description="QwQ guide: 0.6.")
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="QwQ guide: 0.95.")
     top_k: int = Field(20, ge=0, description="QwQ guide: 20-40; 0 disables.")

@@ -31,3 +31,11 @@ def test_cpus_must_name_one_list_per_worker(tmp_path):
     recipe["stages"][0]["generation"].update(placement="remote", remote={"workers": 2, "cpus": [[1]]})
     with pytest.raises(Exception, match=r"(?s)generation.remote.*cpus has 1 lists for 2 workers"):
         load_recipe(write(tmp_path, recipe), [])
+
+
+def test_a_remote_vllm_engine_is_one_gpu_per_worker(tmp_path):
+    recipe = rl_recipe(tmp_path)
+    recipe["stages"][0]["generation"].update(backend="vllm", placement="remote",
+                                             vllm={"tensor_parallel_size": 2})
+    with pytest.raises(Exception, match=r"(?s)generation.*tensor_parallel_size must be 1"):
+        load_recipe(write(tmp_path, recipe), [])
