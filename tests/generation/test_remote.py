@@ -91,6 +91,23 @@ def test_worker_samples_with_the_learners_weights_after_an_update(tok, prompts):
     assert wait_gone(pids, 5)
 
 
+def test_a_sync_during_a_generation_neither_waits_for_it_nor_changes_it(tok, prompts):
+    """The broadcast lands while the worker generates; the request under way finishes on the
+    weights it started with, and the next one uses the new ones."""
+    old, new = build_model(tok, seed=0, **SMALL), build_model(tok, seed=1, **SMALL)
+    long = SamplingParams(max_new_tokens=64, temperature=1.0, top_k=0, top_p=1.0, seed=0)
+    with RemoteGenerator(old, tok, RemoteSettings(timeout_s=120, options={"batch_size": 2})) as remote:
+        stream = remote.generate_stream(prompts * 4, 2, long)  # 8 generate calls in the worker
+        under_way = [next(stream)]
+        remote.sync_weights(new)
+        under_way += list(stream)
+        assert len(under_way) == 8 and {r.policy_version for g in under_way for r in g} == {0}
+        assert max_logprob_error(old, [r for g in under_way for r in g], long) < ATOL
+        after = remote.generate(prompts, 2, SAMPLING)
+        assert {r.policy_version for r in after} == {1}
+        assert max_logprob_error(new, after, SAMPLING) < ATOL
+
+
 def test_a_killed_worker_is_an_error_not_a_hang(tok, prompts):
     remote = RemoteGenerator(build_model(tok, seed=0, **SMALL), tok, RemoteSettings(workers=2, timeout_s=120))
     try:
