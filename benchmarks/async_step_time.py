@@ -133,7 +133,8 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp, LocalSandbox() as sandbox:  # before pinning: both CPUs
         os.environ["QWQRL_SANDBOX_URL"] = sandbox.url
-        os.sched_setaffinity(0, {args.learner_cpu})
+        for thread in os.listdir("/proc/self/task"):  # every thread of the learner, not just this one
+            os.sched_setaffinity(int(thread), {args.learner_cpu})
         torch.set_num_threads(1)
         for mode in MODES:
             results[mode] = run(Path(tmp), mode, args)

@@ -21,7 +21,8 @@ Versions: the first weights the workers get are version 0; each `sync_weights` s
 (or the version the caller names). `sync_weights` returns when the broadcast is done, not when the
 workers have loaded it: a worker finishes the generation it is running, then loads the newest
 weights it has before its next one. Every rollout carries `policy_version`, the version that
-generated it.
+generated it. In a training run the trainer's `RolloutCollector` stamps its own count of
+updates over it (API.md); the two agree, since every sync goes through the trainer.
 
 Failure: every wait on a worker also watches its process; a worker that died or reported an
 error raises `RemoteWorkerError` naming it, its exit status and its traceback, instead of hanging.
