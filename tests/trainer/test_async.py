@@ -68,7 +68,7 @@ def test_streamed_scoring_gives_the_batch_of_scoring_at_the_end(tmp_path: Path) 
     assert [r.completion_ids for r in batch.rollouts] == [rollouts[i].completion_ids for i in rows]
     torch.testing.assert_close(batch.rewards, rewards[rows], rtol=0, atol=0)
     assert {r.policy_version for r in batch.rollouts} == {3}
-    assert 0 <= stats["timing/reward_tail_s"] <= stats["timing/reward_s"] + 1e-3
+    assert stats["timing/reward_s"] >= 0 and stats["timing/reward_overlapped_s"] >= 0
 
 
 def test_drop_stale_removes_whole_groups_over_the_bound() -> None:
