@@ -100,7 +100,8 @@ def test_no_trained_sample_is_older_than_the_bound(tmp_path: Path, monkeypatch, 
     for step, versions in trained:
         assert all(0 <= step - v <= k for v in versions), (step, versions)
     rows = metric_rows(tmp_path / f"k{k}")
-    assert max(r["async/staleness_max"] for r in rows) == k  # the producer ran k steps ahead
+    # the producer ran ahead (how far beyond one step depends on which thread wins the lock)
+    assert 1 <= max(r["async/staleness_max"] for r in rows) <= k
     assert all(r["async/dropped_stale"] == 0 for r in rows)
     assert all("is/masked_frac" in r and "is/ratio_max" in r for r in rows if r["loss"] != 0)
 
