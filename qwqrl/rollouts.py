@@ -13,8 +13,9 @@
 5. Rewards stream: the generator yields each prompt's group as soon as it has finished
    (`Generator.generate_stream`) and the group is scored in a thread pool while the rest
    generate; the groups are then put back in prompt order, so the batch is the one scoring
-   everything at the end would give. `timing/reward_s` sums the scoring time, overlapped or not;
-   `timing/reward_tail_s` is what remained after the last group: the reward phase's visible cost.
+   everything at the end would give. `timing/reward_s` is the scoring left after the last group
+   finished generating, the reward phase's visible cost; `timing/reward_overlapped_s` the scoring
+   time hidden behind generation (summed over groups, so threads can make it exceed generation).
 """
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ class RolloutCollector:
         assert batch_size % world == 0, f"batch_size {batch_size} does not split over {world} ranks"
         per_rank = batch_size // world
         rounds = self.algo.dynamic_sampling.max_rounds if self.algo.dynamic_sampling.enabled else 1
-        timing = {"timing/generate_s": 0.0, "timing/reward_s": 0.0, "timing/reward_tail_s": 0.0}
+        timing = {"timing/generate_s": 0.0, "timing/reward_s": 0.0, "timing/reward_overlapped_s": 0.0}
         errors: Counter[str] = Counter()
         seen: list[Batch] = []
         for _ in range(rounds):
@@ -136,8 +137,9 @@ class RolloutCollector:
             generated = time.perf_counter()
             scored = [f.result() for f in futures]
         timing["timing/generate_s"] += generated - t
-        timing["timing/reward_tail_s"] += time.perf_counter() - generated
-        timing["timing/reward_s"] += sum(seconds for _, seconds, _ in scored)
+        timing["timing/reward_s"] += time.perf_counter() - generated
+        timing["timing/reward_overlapped_s"] += sum(max(0.0, min(end, generated) - start)
+                                                    for _, (start, end), _ in scored)
         for _, _, group_errors in scored:
             errors.update(group_errors)
         groups = sorted((part for part, _, _ in scored), key=lambda b: b.rollouts[0].prompt_index)
@@ -147,15 +149,16 @@ class RolloutCollector:
         return batch
 
     def _score(self, prompts: list[dict[str, Any]],
-               group: list[Rollout]) -> tuple[Batch, float, dict[str, int]]:
-        """One prompt's group as a scored Batch, the seconds it took and the reward errors."""
+               group: list[Rollout]) -> tuple[Batch, tuple[float, float], dict[str, int]]:
+        """One prompt's group as a scored Batch, when its scoring started and ended, and the
+        reward errors."""
         t = time.perf_counter()
         records = [{**prompts[r.prompt_index], "completion": r.text,
                     "completion_ids": r.completion_ids,
                     "completion_length": len(r.completion_ids)} for r in group]
         scored = self.router.score(records)
         batch = Batch(group, records, alg.rewards_tensor(scored.rewards), scored.per_verifier)
-        return batch, time.perf_counter() - t, scored.errors
+        return batch, (t, time.perf_counter()), scored.errors
 
 
 def rollout_metrics(batch: Batch, informative: list[int], group_size: int) -> dict[str, float]:
