@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 MODES = ("sync", "streaming", "one-step-off")
-PHASES = ("generate_s", "reward_tail_s", "update_s", "sync_s", "wait_rollouts_s")
+PHASES = ("generate_s", "reward_s", "update_s", "sync_s", "wait_rollouts_s")
 
 
 def completion_as_program(records: Sequence[dict[str, Any]], **_options: Any) -> list[Any]:
@@ -153,8 +153,8 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
     for mode, rows in results.items():
         phases = " ".join(f"{mean(rows, 'timing/' + p):13.3f}" for p in PHASES)
         print(f"{mode:14s} {rate[mode]:8.3f} {rate[mode] / rate['sync']:6.2f} {phases}")
-    print("(phases: mean seconds per step; reward_tail = scoring left after the last group; "
-          "wait_rollouts = the learner waiting for the worker)")
+    print("(phases: mean seconds per step; reward = scoring left after the last group finished "
+          "generating; wait_rollouts = the learner waiting for the worker)")
     print(f"ratio streaming/sync {rate['streaming'] / rate['sync']:.2f}")
     print(f"ratio one-step-off/sync {rate['one-step-off'] / rate['sync']:.2f}")
 
