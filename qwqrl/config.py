@@ -187,6 +187,30 @@ class DynamicSampling(Strict):
     max_rounds: int = Field(3, ge=1, description="Cap on extra generation rounds per step.")
 
 
+class OffPolicyConfig(Strict):
+    """Asynchronous rollouts and the correction for samples from another policy than the
+    learner's (an older version, or vLLM's numerics): docs/scaling.md, "Asynchronous RL"."""
+    max_staleness: int = Field(
+        0, ge=0, description="Rollouts for steps t+1..t+k are generated, by weights at most k "
+        "updates old, while the learner updates on step t (verl one-step-off = 1, AReaL, "
+        "PipelineRL); samples older than k updates are dropped. 0: the synchronous loop.")
+    correction: Literal["tis", "token_mask", "sequence_mask", "none"] = Field(
+        "tis", description="How the loss corrects for behaviour log-probs that are not the "
+        "learner's: tis = min(pi_old/pi_behaviour, tis_cap) per token (Yao et al. 2025); "
+        "token_mask = the ratio, 0 outside [mask_low, mask_high] per token (IcePop); "
+        "sequence_mask = the sequence's geometric-mean ratio, 0 outside the band (masked IS).")
+    mask_low: float = Field(0.5, gt=0.0, description="Lowest ratio the mask corrections keep "
+                                                     "(IcePop: 0.5).")
+    mask_high: float = Field(2.0, gt=0.0, description="Highest ratio the mask corrections keep "
+                                                      "(IcePop: 2.0).")
+
+    @model_validator(mode="after")
+    def _band(self) -> OffPolicyConfig:
+        if self.mask_low >= self.mask_high:
+            raise ValueError(f"mask_low ({self.mask_low}) must be below mask_high ({self.mask_high})")
+        return self
+
+
 class AlgorithmConfig(Strict):
     name: Literal["grpo", "dr_grpo", "rloo", "ppo"] = Field(
         "grpo", description="grpo (DeepSeekMath); dr_grpo: no std scaling, pair it with "
@@ -206,6 +230,9 @@ class AlgorithmConfig(Strict):
     epochs: int = Field(1, ge=1, description="Update epochs per batch (importance ratios).")
     tis_cap: float | None = Field(
         2.0, gt=0.0, description="Truncated importance sampling cap for generator/learner mismatch.")
+    off_policy: OffPolicyConfig = Field(
+        default_factory=OffPolicyConfig,
+        description="Asynchronous rollouts (max_staleness) and the off-policy correction.")
     gamma: float = Field(1.0, ge=0.0, le=1.0, description="PPO discount.")
     lam: float = Field(1.0, ge=0.0, le=1.0, description="PPO GAE lambda.")
     value_clip: float = Field(0.2, gt=0.0, description="PPO value clipping range.")
@@ -231,8 +258,58 @@ class VLLMConfig(Strict):
     max_model_len: int | None = Field(None, gt=0)
 
 
+class RemoteConfig(Strict):
+    """Rollout workers apart from the learner (`generation.placement: remote`), each one engine
+    of `generation.backend` in its own process; docs/scaling.md, "Layouts"."""
+    workers: int = Field(1, ge=1, description="Rollout worker processes (per learner rank); "
+                                              "each gets a contiguous share of the prompts.")
+    launch: Literal["spawn", "external"] = Field(
+        "spawn", description="spawn: the trainer starts the workers as child processes, pinned to "
+        "`cpus` / `gpus`. external: a launcher starts them (torchrun, a slurm heterogeneous job: "
+        "`python -m qwqrl.generation.remote_worker --learner HOST:PORT`, $QWQRL_REMOTE_AUTHKEY set "
+        "on both sides) and the trainer waits for them on `host:port`.")
+    cpus: list[list[int]] | None = Field(
+        None, description="spawn: the CPUs each worker may use, one list per worker, e.g. [[1]]; "
+        "its torch thread count follows. Default: the trainer's.")
+    gpus: list[list[int]] | None = Field(
+        None, description="spawn: the GPUs each worker sees (CUDA_VISIBLE_DEVICES), one list per "
+        "worker, e.g. [[4], [5], [6], [7]]. Keep them apart from the learner's GPUs.")
+    host: str = Field("127.0.0.1", description="Address the trainer listens on for its workers and "
+                      "hosts the weight-broadcast rendezvous at; a reachable address of the "
+                      "trainer's node when workers run on other nodes.")
+    port: int = Field(0, ge=0, le=65535, description="Control port; 0 picks a free one (spawn "
+                      "only: external workers must be told it).")
+    timeout_s: float = Field(300.0, gt=0, description="How long the trainer waits for workers to "
+                             "start, and a weight broadcast for its peers.")
+
+    @model_validator(mode="after")
+    def _one_per_worker(self) -> RemoteConfig:
+        for key in ("cpus", "gpus"):
+            value = getattr(self, key)
+            if value is not None and len(value) != self.workers:
+                raise ValueError(f"{key} has {len(value)} lists for {self.workers} workers; give "
+                                 f"one list per worker")
+        if self.launch == "external" and self.port == 0:
+            raise ValueError("launch external needs a fixed port: the workers dial host:port")
+        return self
+
+
 class GenerationConfig(Strict):
     backend: Literal["hf", "vllm"] = Field("hf", description="Rollout engine.")
+    placement: Literal["colocated", "remote"] = Field(
+        "colocated", description="colocated: the engine runs in the trainer's processes, on its "
+        "devices, taking turns with the update. remote: rollout workers in processes of their own "
+        "(`remote`), fed new weights by a broadcast after each update, so generation can overlap "
+        "the update (algorithm.off_policy.max_staleness >= 1).")
+    remote: RemoteConfig = Field(default_factory=RemoteConfig,
+                                 description="The rollout workers of placement `remote`.")
+
+    @model_validator(mode="after")
+    def _remote_engine(self) -> GenerationConfig:
+        if self.placement == "remote" and self.backend == "vllm" and self.vllm.tensor_parallel_size > 1:
+            raise ValueError("placement remote runs one vLLM engine per worker on one GPU: "
+                             "vllm.tensor_parallel_size must be 1 (add remote.workers instead)")
+        return self
     temperature: float = Field(0.6, ge=0.0, description="QwQ guide: 0.6.")
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="QwQ guide: 0.95.")
     top_k: int = Field(20, ge=0, description="QwQ guide: 20-40; 0 disables.")

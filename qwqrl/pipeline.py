@@ -91,6 +91,7 @@ class Pipeline:
                                             if resume and self.evals_path.exists() else [])
         self._vllm: Any = None  # the run's colocated vLLM engine, built on first use
         self._vllm_opts: dict[str, Any] = {}
+        self._remote: Any = None  # the current RL stage's rollout workers (placement remote)
 
     # ------------------------------------------------------------------------------ services
 
@@ -313,9 +314,24 @@ class Pipeline:
     def _generator(self, stage: RLStage, policy: Learner) -> Any:
         from qwqrl.generation import make_generator
 
+        if stage.generation.placement == "remote":
+            return self._remote_generator(stage, policy.module)
         if stage.generation.backend == "vllm":
             return self._vllm_generator(stage, policy.module)
-        return make_generator("hf", policy.module, self.tokenizer, batch_size=stage.generation.batch_size)
+        # asynchronous rollouts sample while the learner updates: not from the learner's module
+        kind = "hf_copy" if stage.algorithm.off_policy.max_staleness else "hf"
+        return make_generator(kind, policy.module, self.tokenizer, batch_size=stage.generation.batch_size)
+
+    def _remote_generator(self, stage: RLStage, model: Any) -> Any:
+        """Rollout workers for `stage` (qwqrl.generation.remote); the previous stage's stop
+        first, and the last ones when the run's services end."""
+        from qwqrl.generation.remote import RemoteGenerator, settings_for
+
+        if self._remote is not None:
+            self._remote.close()
+        self._remote = RemoteGenerator(model, self.tokenizer, settings_for(stage.generation, self.recipe.seed))
+        self._stack.callback(self._remote.close)
+        return self._remote
 
     def _save_final(self, stage: Any, trained: Any, global_step: int) -> Path:
         out = self.run_dir / "checkpoints" / stage.name / "final"

@@ -4,7 +4,8 @@
    without padding (`sequences.pack`).
 2. Log-probs that stay fixed during the update: the policy's own before its first step (only
    with `epochs > 1`; in one epoch the ratio's denominator is the detached current value), the
-   reference's (KL, when beta > 0) and the generator's (truncated IS against vLLM's numbers).
+   reference's (KL, when beta > 0) and the generator's (the off-policy correction, truncated
+   or masked IS, against vLLM's numbers or an older policy's in asynchronous RL).
 3. Advantages: GRPO (group / batch / no std = Dr.GRPO) or RLOO from the outcome rewards, per
    sequence; PPO's per-token GAE with the critic (`qwqrl.critic`).
 4. `epochs` passes of the clipped surrogate (clip-higher, dual clip, KL term, TIS); each
@@ -33,7 +34,7 @@ class UpdateSettings:
     temperature: float         # the sampling temperature: log-probs are of the same distribution
     max_new_tokens: int        # the constant of `seq-mean-token-sum-norm`
     pad_token_id: int
-    generator_logprobs: bool   # rollouts carry the generator's own log-probs (vLLM): TIS applies
+    generator_logprobs: bool   # behaviour log-probs not the learner's (vLLM, async): correct them
     device: torch.device
     logprob_chunk_size: int | None = None  # tokens per LM-head chunk (None: the schema's default)
 
@@ -41,7 +42,8 @@ class UpdateSettings:
     def for_stage(cls, stage: RLStage, pad_token_id: int, device: torch.device) -> UpdateSettings:
         gen = stage.generation
         return cls(stage.algorithm, gen.temperature or 1.0, gen.max_new_tokens, pad_token_id,
-                   gen.backend == "vllm", device, stage.trainer.logprob_chunk_size)
+                   gen.backend == "vllm" or stage.algorithm.off_policy.max_staleness > 0, device,
+                   stage.trainer.logprob_chunk_size)
 
 
 @dataclass
@@ -140,10 +142,11 @@ def _policy_epoch(policy: Learner, mbs: MicroBatches, advantages: list[torch.Ten
                                           with_entropy=epoch == 0, chunk_size=settings.logprob_chunk_size)
         old = old_lp[k] if old_lp is not None else lp.detach()
         is_w = None
-        if algo.tis_cap is not None and settings.generator_logprobs:
-            is_w, is_metrics = alg.truncated_is_weights(old, mbs.gen_lp[k], mbs.masks[k],
-                                                        algo.tis_cap)
-            _add(sums, is_metrics)
+        if settings.generator_logprobs:
+            off = algo.off_policy
+            is_w, is_metrics = alg.off_policy_weights(old, mbs.gen_lp[k], mbs.masks[k], off.correction,
+                                                      algo.tis_cap, off.mask_low, off.mask_high)
+            _add(sums, is_metrics, weight=mbs.shares[k])  # min/max: share-weighted over micro-batches
         loss, m = alg.clipped_policy_loss(
             lp, old, advantages[k], mbs.masks[k], eps_low=algo.epsilon_low,
             eps_high=algo.epsilon_high, clip_ratio_c=algo.dual_clip, agg=algo.loss_agg,

@@ -10,6 +10,12 @@
    until `batch_size // world` informative groups are kept or `max_rounds` is reached.
 4. The metrics describe everything generated this step, from the same informative-group decision
    the filter used (`frac_reward_zero_std` is the share of groups the filter would drop).
+5. Rewards stream: the generator yields each prompt's group as soon as it has finished
+   (`Generator.generate_stream`) and the group is scored in a thread pool while the rest
+   generate; the groups are then put back in prompt order, so the batch is the one scoring
+   everything at the end would give. `timing/reward_s` is the scoring left after the last group
+   finished generating, the reward phase's visible cost; `timing/reward_overlapped_s` the scoring
+   time hidden behind generation (summed over groups, so threads can make it exceed generation).
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +36,10 @@ from qwqrl.distributed import Dist
 from qwqrl.generation import Generator, Rollout, SamplingParams
 from qwqrl.rewards import RewardRouter
 from qwqrl.verifiers.registry import TASK_VERIFIERS
+
+# Groups scored at once while the rest generate: the sandbox and a reward-model server are
+# HTTP I/O, so threads overlap them; the router fans each group out over its terms itself.
+SCORING_THREADS = 4
 
 
 @dataclass
@@ -80,18 +91,20 @@ class RolloutCollector:
         self.sampler, self.generator, self.router, self.render = sampler, generator, router, render
         self.sampling, self.algo, self.dist = sampling, algo, dist
 
-    def collect(self, batch_size: int) -> tuple[Batch, dict[str, float]]:
-        """This rank's batch of `batch_size // world` groups, and the step's rollout metrics."""
+    def collect(self, batch_size: int, policy_version: int = 0) -> tuple[Batch, dict[str, float]]:
+        """This rank's batch of `batch_size // world` groups, and the step's rollout metrics.
+        `policy_version`: the learner version whose weights the generator holds (stamped on
+        every rollout)."""
         world, G = self.dist.world_size, self.algo.num_generations
         assert batch_size % world == 0, f"batch_size {batch_size} does not split over {world} ranks"
         per_rank = batch_size // world
         rounds = self.algo.dynamic_sampling.max_rounds if self.algo.dynamic_sampling.enabled else 1
-        timing = {"timing/generate_s": 0.0, "timing/reward_s": 0.0}
+        timing = {"timing/generate_s": 0.0, "timing/reward_s": 0.0, "timing/reward_overlapped_s": 0.0}
         errors: Counter[str] = Counter()
         seen: list[Batch] = []
         for _ in range(rounds):
             prompts = self.sampler.sample(batch_size)[self.dist.rank::world]
-            seen.append(self._round(prompts, timing, errors))
+            seen.append(self._round(prompts, timing, errors, policy_version))
             everything = Batch.concat(seen)
             informative = informative_groups(everything.rewards, G)
             keep = informative if self._filters() else list(range(len(everything.rollouts) // G))
@@ -109,23 +122,43 @@ class RolloutCollector:
         return self.algo.filter_zero_std and self.algo.name != "ppo"
 
     def _round(self, prompts: list[dict[str, Any]], timing: dict[str, float],
-               errors: Counter[str]) -> Batch:
+               errors: Counter[str], policy_version: int) -> Batch:
+        """Generate and score one round; each group is scored as soon as it has finished."""
         t = time.perf_counter()
-        self.generator.wake_up()
-        try:
-            rollouts = self.generator.generate([self.render(p) for p in prompts],
-                                               self.algo.num_generations, self.sampling)
-        finally:
-            self.generator.sleep()
-        timing["timing/generate_s"] += time.perf_counter() - t
+        texts = [self.render(p) for p in prompts]
+        with ThreadPoolExecutor(max_workers=SCORING_THREADS) as pool:
+            self.generator.wake_up()
+            try:
+                futures = [pool.submit(self._score, prompts, group)
+                           for group in self.generator.generate_stream(
+                               texts, self.algo.num_generations, self.sampling)]
+            finally:
+                self.generator.sleep()
+            generated = time.perf_counter()
+            scored = [f.result() for f in futures]
+        timing["timing/generate_s"] += generated - t
+        timing["timing/reward_s"] += time.perf_counter() - generated
+        timing["timing/reward_overlapped_s"] += sum(max(0.0, min(end, generated) - start)
+                                                    for _, (start, end), _ in scored)
+        for _, _, group_errors in scored:
+            errors.update(group_errors)
+        groups = sorted((part for part, _, _ in scored), key=lambda b: b.rollouts[0].prompt_index)
+        batch = Batch.concat(groups)
+        for rollout in batch.rollouts:
+            rollout.policy_version = policy_version
+        return batch
+
+    def _score(self, prompts: list[dict[str, Any]],
+               group: list[Rollout]) -> tuple[Batch, tuple[float, float], dict[str, int]]:
+        """One prompt's group as a scored Batch, when its scoring started and ended, and the
+        reward errors."""
         t = time.perf_counter()
         records = [{**prompts[r.prompt_index], "completion": r.text,
                     "completion_ids": r.completion_ids,
-                    "completion_length": len(r.completion_ids)} for r in rollouts]
+                    "completion_length": len(r.completion_ids)} for r in group]
         scored = self.router.score(records)
-        timing["timing/reward_s"] += time.perf_counter() - t
-        errors.update(scored.errors)
-        return Batch(rollouts, records, alg.rewards_tensor(scored.rewards), scored.per_verifier)
+        batch = Batch(group, records, alg.rewards_tensor(scored.rewards), scored.per_verifier)
+        return batch, (t, time.perf_counter()), scored.errors
 
 
 def rollout_metrics(batch: Batch, informative: list[int], group_size: int) -> dict[str, float]:

@@ -12,6 +12,7 @@ Source: Yao et al. 2025, "Your Efficient RL Framework Secretly Brings You Off-Po
 import torch
 
 from qwqrl.algorithms.masked import masked_mean
+from qwqrl.algorithms.masked_importance_sampling import masked_is_weights
 
 
 @torch.no_grad()
@@ -33,3 +34,35 @@ def truncated_is_weights(old_logprobs: torch.Tensor, gen_logprobs: torch.Tensor,
         "is/gen_kl": masked_mean(-log_w, mask),
     }
     return weights, metrics
+
+
+@torch.no_grad()
+def ratio_metrics(old_logprobs: torch.Tensor, gen_logprobs: torch.Tensor,
+                  mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The distribution of r_t = pi_old / pi_behaviour over the mask's tokens: `is/ratio_mean`,
+    `is/ratio_min`, `is/ratio_max` (min/max are 1 when nothing is masked in)."""
+    valid = mask.bool()
+    ratio = torch.exp((old_logprobs - gen_logprobs).clamp(max=20.0))
+    if not valid.any():
+        one = torch.ones((), device=ratio.device)
+        return {"is/ratio_mean": one, "is/ratio_min": one, "is/ratio_max": one}
+    return {"is/ratio_mean": masked_mean(ratio, valid), "is/ratio_min": ratio[valid].min(),
+            "is/ratio_max": ratio[valid].max()}
+
+
+def off_policy_weights(old_logprobs: torch.Tensor, gen_logprobs: torch.Tensor, mask: torch.Tensor,
+                       correction: str, cap: float | None, low: float,
+                       high: float) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+    """The recipe's `algorithm.off_policy.correction` as per-token loss weights (None: no
+    correction) and its metrics with the ratio distribution. (B, T) inputs."""
+    if correction == "none" or (correction == "tis" and cap is None):
+        return None, {}
+    if correction == "tis":
+        weights, metrics = truncated_is_weights(old_logprobs, gen_logprobs, mask, cap)
+    elif correction in ("token_mask", "sequence_mask"):
+        weights, metrics = masked_is_weights(old_logprobs, gen_logprobs, mask, low, high,
+                                             level=correction.removesuffix("_mask"))
+    else:
+        raise ValueError(f"unknown off-policy correction {correction!r}; expected tis, "
+                         "token_mask, sequence_mask or none")
+    return weights, {**metrics, **ratio_metrics(old_logprobs, gen_logprobs, mask)}

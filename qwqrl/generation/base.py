@@ -15,6 +15,7 @@ smaller). Greedy decoding (temperature 0) records the untempered `log_softmax(lo
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -73,6 +74,7 @@ class Rollout:
     logprobs: list[float]
     text: str
     finish_reason: str
+    policy_version: int = 0  # learner updates before the weights that sampled it (trainer-set)
 
 
 def encode_prompts(tokenizer: Any, prompts: list[str]) -> list[list[int]]:
@@ -90,6 +92,12 @@ class Generator(Protocol):
         generation prompt; no special tokens are added)."""
         ...
 
+    def generate_stream(self, prompts: list[str], n: int,
+                        sampling: SamplingParams) -> Iterator[list[Rollout]]:
+        """Like `generate`, but yields each prompt's n rollouts as soon as all n have finished,
+        in any order, so scoring can start while the rest generate (each prompt exactly once)."""
+        ...
+
     def sync_weights(self, model: Any) -> None:
         """Make the next `generate` use `model`'s current weights."""
         ...
@@ -101,3 +109,18 @@ class Generator(Protocol):
     def wake_up(self) -> None:
         """Restore what `sleep` freed."""
         ...
+
+
+def stream_by_prompt(rollouts: list[Rollout], n: int) -> Iterator[list[Rollout]]:
+    """`generate`'s prompt-major list as `generate_stream`'s groups: for a generator that only
+    finishes all at once (nothing overlaps, but the caller's streaming path still works)."""
+    for start in range(0, len(rollouts), n):
+        yield rollouts[start:start + n]
+
+
+def shares_module(generator: Any, module: Any) -> bool:
+    """True when `generator` samples with the learner's own module (`HFGenerator`): it cannot
+    generate while the learner updates, so asynchronous rollouts need a copy or a worker."""
+    from qwqrl.generation.weights import unwrap_model
+
+    return getattr(generator, "model", None) is unwrap_model(module)

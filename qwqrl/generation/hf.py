@@ -2,7 +2,9 @@
 
 The generator shares the learner's module, so there is nothing to sync and nothing to free:
 `sync_weights`, `sleep` and `wake_up` are no-ops. Prompts are left-padded into batches of
-`batch_size` rows (each prompt repeated n times).
+`batch_size` rows (each prompt repeated n times); `generate_stream` runs the same batches and
+yields each prompt's group once its last row's batch is done. Asynchronous rollouts cannot
+share the learner's module: `CopiedHFGenerator` samples from a private copy.
 
 Log-probs are recorded during decoding, not from `output_scores`: keeping every step's (B, V)
 scores costs T * B * V floats (150 GB for B=64, T=4k, V=152k). Instead temperature, top-k and
@@ -20,6 +22,8 @@ initialised and the model is partitioned; every rank must then make the same num
 """
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -101,6 +105,23 @@ class HFGenerator:
         self.eos_ids = eos_token_ids(self.model, tokenizer)
 
     def generate(self, prompts: list[str], n: int, sampling: SamplingParams) -> list[Rollout]:
+        return [r for batch in self._batches(prompts, n, sampling) for r in batch]
+
+    def generate_stream(self, prompts: list[str], n: int,
+                        sampling: SamplingParams) -> Iterator[list[Rollout]]:
+        """The same batches as `generate` (same samples, same RNG use); after each batch, the
+        prompts whose n rows are all done are yielded."""
+        pending: dict[int, list[Rollout]] = {}
+        for batch in self._batches(prompts, n, sampling):
+            for rollout in batch:
+                group = pending.setdefault(rollout.prompt_index, [])
+                group.append(rollout)
+                if len(group) == n:
+                    yield pending.pop(rollout.prompt_index)
+
+    def _batches(self, prompts: list[str], n: int, sampling: SamplingParams) -> Iterator[list[Rollout]]:
+        """Each `batch_size` rows' rollouts (prompt-major, prompt i repeated n times), in eval
+        mode, without gradients, on a forked RNG seeded by `sampling.seed` if given."""
         rows = [(i, ids) for i, ids in enumerate(encode_prompts(self.tokenizer, prompts)) for _ in range(n)]
         batches = [rows[s:s + self.batch_size] for s in range(0, len(rows), self.batch_size)]
         synced_gpus = self._synced_gpus(len(batches))
@@ -110,7 +131,8 @@ class HFGenerator:
             with torch.no_grad(), torch.random.fork_rng(devices=self._rng_devices()):
                 if sampling.seed is not None:
                     torch.manual_seed(sampling.seed)
-                return [r for batch in batches for r in self._generate_batch(batch, sampling, synced_gpus)]
+                for batch in batches:
+                    yield self._generate_batch(batch, sampling, synced_gpus)
         finally:
             self.model.train(was_training)
 
@@ -190,3 +212,33 @@ class HFGenerator:
                 finish_reason="length" if stops.stopped_at[row] is None else "stop",
             ))
         return rollouts
+
+
+class CopiedHFGenerator(HFGenerator):
+    """`HFGenerator` over a private copy of the learner's module, for asynchronous rollouts:
+    it can sample while the learner updates its own weights, and `sync_weights` copies the
+    learner's parameters in (no gradients, no optimizer state: one more set of weights).
+
+    The trainer never runs `sync_weights` during a `generate` (qwqrl.async_rollouts), so the
+    copy is never read half-updated. ZeRO-3 shards are refused: the copy would hold a shard.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16,
+                 device: torch.device | str | None = None) -> None:
+        module = unwrap_model(model)
+        if is_zero3_partitioned(module):
+            raise ValueError("CopiedHFGenerator cannot copy a ZeRO-3 partitioned model (each rank "
+                             "holds a shard): use trainer.zero_stage <= 2 or a vLLM generator")
+        private = copy.deepcopy(module)
+        private.requires_grad_(False)
+        super().__init__(private, tokenizer, batch_size=batch_size, device=device)
+
+    def sync_weights(self, model: Any) -> None:
+        """Copy `model`'s parameters into the private copy (same architecture, same names)."""
+        source = dict(unwrap_model(model).named_parameters())
+        with torch.no_grad():
+            for name, param in self.model.named_parameters():
+                if name not in source:
+                    raise ValueError(f"sync_weights: the learner has no parameter {name!r}; "
+                                     "CopiedHFGenerator syncs only from the model it copied")
+                param.copy_(source[name])

@@ -40,6 +40,7 @@ import logging
 import os
 import socket
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -145,11 +146,41 @@ class VLLMGenerator:
             **llm_kwargs,
         )
         self._asleep: list[str] = []  # tags still asleep, in wake-up order
+        self._streams = 0  # generate_stream calls so far: request ids stay unique
         self._weights_discarded = False
         if self._config_dir is not None:
             self.sync_weights(model)
 
     def generate(self, prompts: list[str], n: int, sampling: SamplingParams) -> list[Rollout]:
+        local_ids, all_ids, offset, params = self._requests(prompts, n, sampling)
+        outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in all_ids], params, use_tqdm=False)
+        mine = outputs[offset:offset + len(local_ids)]
+        return [r for i, out in enumerate(mine) for r in self._group(i, local_ids[i], out, n)]
+
+    def generate_stream(self, prompts: list[str], n: int,
+                        sampling: SamplingParams) -> Iterator[list[Rollout]]:
+        """The engine's own step loop (what `LLM.generate` runs inside): a prompt's request,
+        holding its n samples, is yielded when vLLM reports it finished, while the others go on.
+        Every rank of a tensor-parallel group steps the same requests; each yields its own."""
+        from vllm.sampling_params import RequestOutputKind
+
+        local_ids, all_ids, offset, params = self._requests(prompts, n, sampling)
+        engine = self.llm.llm_engine
+        self._streams += 1
+        names = {f"qwqrl-stream{self._streams}-{i}": i for i in range(len(all_ids))}
+        for (name, i), p in zip(names.items(), params):
+            p.output_kind = RequestOutputKind.FINAL_ONLY  # one output per request, when done
+            engine.add_request(name, {"prompt_token_ids": all_ids[i]}, p)
+        while engine.has_unfinished_requests():
+            for out in engine.step():
+                i = names.get(out.request_id, -1) - offset
+                if out.finished and 0 <= i < len(local_ids):
+                    yield self._group(i, local_ids[i], out, n)
+
+    def _requests(self, prompts: list[str], n: int, sampling: SamplingParams
+                  ) -> tuple[list[list[int]], list[list[int]], int, list[Any]]:
+        """This rank's prompt ids, its tensor-parallel group's, where its own start, and one
+        vLLM request per group prompt (wakes the engine)."""
         vllm = _import_vllm()
         if self._weights_discarded:
             raise RuntimeError("vLLM discarded its weights in sleep(level=2); call sync_weights(model) first")
@@ -165,10 +196,12 @@ class VLLMGenerator:
             seed=None if sampling.seed is None else sampling.seed + i * n,
             detokenize=bool(sampling.stop),  # only stop strings need vLLM's text; ours is decoded below
         ) for i in range(len(all_ids))]
-        outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in all_ids], params, use_tqdm=False)
-        mine = outputs[offset:offset + len(local_ids)]
-        return [self._rollout(i, local_ids[i], completion) for i, out in enumerate(mine)
-                for completion in out.outputs * (n // per_request)]
+        return local_ids, all_ids, offset, params
+
+    def _group(self, prompt_index: int, prompt_ids: list[int], out: Any, n: int) -> list[Rollout]:
+        """A request's output as its prompt's n rollouts (a greedy request's one, repeated)."""
+        return [self._rollout(prompt_index, prompt_ids, completion)
+                for completion in out.outputs * (n // len(out.outputs))]
 
     def sync_weights(self, model: Any) -> None:
         if "weights" in self._asleep:

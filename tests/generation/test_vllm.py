@@ -126,6 +126,19 @@ def test_seeded_sampling_repeats(engine, tok, prompts):
 
 
 @pytest.mark.vllm
+def test_stream_yields_the_seeded_samples_of_generate_by_prompt(engine, tok, prompts):
+    engine.sync_weights(learner(tok, seed=2))
+    whole = engine.generate(prompts, n=3, sampling=QWQ)
+    groups = list(engine.generate_stream(prompts, n=3, sampling=QWQ))
+    assert sorted(g[0].prompt_index for g in groups) == [0, 1]
+    assert all(len(g) == 3 and {r.prompt_index for r in g} == {g[0].prompt_index} for g in groups)
+    streamed = [r for g in sorted(groups, key=lambda g: g[0].prompt_index) for r in g]
+    assert [(r.completion_ids, r.logprobs) for r in streamed] == [(r.completion_ids, r.logprobs) for r in whole]
+    again = [r for g in engine.generate_stream(prompts, n=3, sampling=QWQ) for r in g]  # fresh ids
+    assert sorted(r.completion_ids for r in again) == sorted(r.completion_ids for r in whole)
+
+
+@pytest.mark.vllm
 def test_sync_merges_lora(engine, tok, prompts):
     import peft
 
