@@ -325,6 +325,10 @@ class EvalConfig(Strict):
         default_factory=list,
         description="Benchmark suites (qwqrl.eval_suites: aime24, livecodebench, ifeval, tiny-math, "
                     "...) with their own data, sampling and metrics, evaluated with the sets.")
+    suite_data: dict[str, str] = Field(
+        default_factory=dict,
+        description="Suite name -> local file in its source's schema, for suites without a "
+                    "default source (BFCL's: its own files, answers in possible_answer/ beside).")
     samples: int = Field(1, ge=1, description="Samples per prompt of the sets (avg@k).")
     temperature: float = Field(0.0, ge=0.0, description="Sets: 0 is greedy.")
     max_new_tokens: int | None = Field(
@@ -336,9 +340,17 @@ class EvalConfig(Strict):
         from qwqrl.eval_suites import get_suites
 
         try:
-            get_suites(self.suites, where="eval.suites")
+            suites = get_suites(self.suites, where="eval.suites")
         except UserError as e:  # names the did-you-mean; pydantic reports ValueErrors
             raise ValueError(str(e)) from None
+        named = {s.name for s in suites}
+        stray = sorted(set(self.suite_data) - named)
+        if stray:
+            raise ValueError(f"eval.suite_data names {stray}, which eval.suites does not run")
+        lacking = [s.name for s in suites if s.source is None and s.name not in self.suite_data]
+        if lacking:
+            raise ValueError(f"eval.suites {lacking} have no default data: give each a file "
+                             f"in eval.suite_data ({{suite: path}})")
         return self
 
 

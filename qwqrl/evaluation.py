@@ -13,7 +13,8 @@
 
 `evaluate` is what the training pipeline calls between stages: the recipe's held-out `sets`
 (`pass_rate/<task>` = share of samples fully correct, `rm_score/general`, `mean_length`,
-`unjudged`) plus its `suites` (`<suite>/<metric>` and `stderr/<suite>/<metric>`).
+`unjudged`) plus its `suites` (`<suite>/<metric>` and `stderr/<suite>/<metric>`, and
+`<overall>/overall` where all of an overall's suites ran, e.g. `bfcl-non-live/overall`).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from typing import Any
 
 from qwqrl.config import EvalConfig
 from qwqrl.eval_metrics import ifeval_accuracies, mean_stderr, sample_metrics
-from qwqrl.eval_suites import SuiteData
+from qwqrl.eval_suites import SuiteData, overall_metrics
 from qwqrl.generation import Generator, SamplingParams, make_generator
 from qwqrl.verifiers.base import Verdict
 from qwqrl.verifiers.registry import TASK_VERIFIERS, verify_batch
@@ -228,6 +229,7 @@ def evaluate(model: Any, tokenizer: Any, records: list[dict[str, Any]], cfg: Eva
                            sandbox_client=sandbox_client, reward_model=reward_model, seed=seed,
                            max_new_tokens=cfg.max_new_tokens, data_parallel=False)
         out.update(result.metrics())
+    out.update(overall_metrics(out))
     return out
 
 

@@ -85,7 +85,8 @@ class Pipeline:
         self.tasks = record_tasks(s.rewards for s in recipe.stages if isinstance(s, RLStage))
         self.eval_records = [r for src in recipe.eval.sets
                              for r in load_source(src, self.base, self.tasks)]
-        self.eval_suites = [load_suite(s, self.base) for s in get_suites(recipe.eval.suites)]
+        self.eval_suites = [load_suite(s, self.base, data=recipe.eval.suite_data.get(s.name))
+                            for s in get_suites(recipe.eval.suites)]
         self.evals_path = self.run_dir / "evals.json"
         self.evals: list[dict[str, Any]] = (json.loads(self.evals_path.read_text())
                                             if resume and self.evals_path.exists() else [])
