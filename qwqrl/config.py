@@ -305,11 +305,53 @@ class SFTStage(StageBase):
     stop_at: StopAt | None = Field(None, description="Early stop on a held-out metric.")
 
 
+class ToolsConfig(Strict):
+    """Tools the policy may call while it generates (docs/tools.md)."""
+    python: bool = Field(
+        False, description="The built-in `python` tool: runs the model's program in the stage's "
+                           "sandbox (`rewards.code.urls`, $QWQRL_SANDBOX_URL, else a local one) and "
+                           "returns stdout, stderr and the exit status.")
+    functions: list[str] = Field(
+        default_factory=list,
+        description="User tools by import path, `package.module:function`; the JSON schema the "
+                    "model sees comes from the signature (types) and the docstring (`Args:`).")
+    max_turns: int = Field(
+        4, ge=1, description="Assistant turns per sample, tool calls in between; a sample whose "
+                             "last allowed turn still calls a tool ends there, unanswered.")
+    timeout_s: float = Field(10.0, gt=0.0, description="Per tool call; a call that overruns "
+                                                       "returns an error text to the model.")
+    max_response_chars: int = Field(
+        4000, gt=0, description="Longer tool results are cut; their tokens count against "
+                                "generation.max_new_tokens, which covers the whole completion.")
+
+    @field_validator("functions")
+    @classmethod
+    def _importable(cls, paths: list[str]) -> list[str]:
+        from qwqrl.tools import function_tool, import_function
+
+        for i, path in enumerate(paths):
+            try:
+                function_tool(import_function(path))
+            except ValueError as e:
+                raise ValueError(f"functions[{i}]: {e}") from None
+        return paths
+
+    @model_validator(mode="after")
+    def _some_tool(self) -> ToolsConfig:
+        if not self.python and not self.functions:
+            raise ValueError("`tools` gives no tool: set `python: true` or list `functions`")
+        return self
+
+
 class RLStage(StageBase):
     kind: Literal["rl"]
     rewards: RewardsConfig
     algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    tools: ToolsConfig | None = Field(
+        None, description="Tools during rollouts: generation stops at `</tool_call>`, the calls "
+                          "run, their results are appended as a tool turn, generation goes on. "
+                          "Tool-response tokens are context, never trained on.")
 
 
 Stage = Annotated[Union[SFTStage, RLStage], Field(discriminator="kind")]
