@@ -43,6 +43,12 @@ QWQ_CHAT_TEMPLATE = _TOOLS_SYSTEM + (
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n<think>\\n' }}{%- endif %}"
 )
 
+# QwQ's template without the tool list: a 1M-parameter byte-level model (the CPU tool demo) pays
+# ~750 tokens per prompt for Qwen's tools preamble, 8x its steps' cost; it learns its one tool
+# from the cold start instead. Tool turns are rendered as QwQ's template renders them.
+QWQ_UNLISTED_TOOLS_TEMPLATE = "{%- set tools = none %}" + QWQ_CHAT_TEMPLATE
+TEMPLATES = {"qwq": QWQ_CHAT_TEMPLATE, "qwq-unlisted-tools": QWQ_UNLISTED_TOOLS_TEMPLATE}
+
 THINK_PREFIX = "<think>\n"
 
 

@@ -71,6 +71,8 @@ class TokenizerConfig(Strict):
     path: str | None = Field(None, description="Defaults to the model's tokenizer.")
     chat_template: str = Field(
         "qwq", description="`qwq`: ChatML with the generation prompt opening `<think>\\n`; "
+                           "`qwq-unlisted-tools`: the same without the tool list in the system "
+                           "turn (tiny models that learn their tools from the cold start); "
                            "`model`: keep the tokenizer's own; anything else: a Jinja template.")
     system_prompt: str | None = Field(None, description="Prepended as a system turn if set.")
     task_instructions: bool = Field(
@@ -84,7 +86,7 @@ class TokenizerConfig(Strict):
 class DataSource(Strict):
     path: str | None = Field(None, description="Local .jsonl/.json/.parquet file of records.")
     hub: str | None = Field(None, description="A `datasets` id, loaded with `options` as kwargs.")
-    synthetic: Literal["arithmetic", "word_problems", "code", "ifeval", "general"] | None = Field(
+    synthetic: Literal["arithmetic", "word_problems", "code", "ifeval", "general", "products"] | None = Field(
         None, description="A built-in generator (qwqrl.data.synthetic), for demos and tests.")
     options: dict[str, Any] = Field(
         default_factory=dict, description="load_dataset kwargs, or the generator's (n, seed).")
@@ -371,6 +373,10 @@ class EvalConfig(Strict):
         default_factory=dict,
         description="Suite name -> local file in its source's schema, for suites without a "
                     "default source (BFCL's: its own files, answers in possible_answer/ beside).")
+    tools: ToolsConfig | None = Field(
+        None, description="Tools the model may call while it answers the sets and suites (as "
+                          "an RL stage's `tools`), the same at every evaluation so rows compare; "
+                          "adds `tool_use/<task>`, the share of samples that called one.")
     samples: int = Field(1, ge=1, description="Samples per prompt of the sets (avg@k).")
     temperature: float = Field(0.0, ge=0.0, description="Sets: 0 is greedy.")
     max_new_tokens: int | None = Field(

@@ -15,7 +15,7 @@ import torch
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig,
                           PreTrainedModel, PreTrainedTokenizerBase)
 
-from qwqrl.chat_template import QWQ_CHAT_TEMPLATE
+from qwqrl.chat_template import TEMPLATES
 from qwqrl.config import ModelConfig, RopeScaling, TokenizerConfig, TrainerConfig
 from qwqrl.errors import UserError
 
@@ -38,8 +38,8 @@ def load_tokenizer(cfg: TokenizerConfig, model_cfg: ModelConfig,
             tok = AutoTokenizer.from_pretrained(source)
         except OSError as e:
             raise UserError(f"tokenizer: cannot load {source!r}: {e}") from None
-    if cfg.chat_template == "qwq":
-        tok.chat_template = QWQ_CHAT_TEMPLATE
+    if cfg.chat_template in TEMPLATES:
+        tok.chat_template = TEMPLATES[cfg.chat_template]
     elif cfg.chat_template != "model":
         tok.chat_template = cfg.chat_template
     if tok.pad_token is None:

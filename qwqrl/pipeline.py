@@ -358,14 +358,27 @@ class Pipeline:
         vllm = isinstance(stage, RLStage) and stage.generation.backend == "vllm"
         generator = self._vllm_generator(stage, module) if vllm else None
         judges = self.eval_services()
+        tool_loop, render = self._eval_tools()
         try:
             return evaluate(module, self.tokenizer, records, self.recipe.eval, max_new,
-                            render=self.render, sandbox_client=judges["sandbox"],
+                            render=render, sandbox_client=judges["sandbox"],
                             reward_model=judges["reward_model"], think_opened=self.think_opened,
-                            suites=suites, generator=generator)
+                            suites=suites, generator=generator, tool_loop=tool_loop)
         finally:
             if generator is not None:
                 generator.sleep()  # the learner's next update or build gets the memory back
+
+    def _eval_tools(self) -> tuple[Any, Any]:
+        """(the tool loop that wraps the eval generator, the render that shows the tools) for
+        `eval.tools`; (None, the plain render) without."""
+        cfg = self.recipe.eval.tools
+        if cfg is None:
+            return None, self.render
+        from qwqrl.tools import Toolset, ToolRolloutGenerator
+
+        toolset = Toolset.from_config(cfg, sandbox=self._sandbox([]) if cfg.python else None)
+        return (partial(ToolRolloutGenerator, tokenizer=self.tokenizer, toolset=toolset,
+                        max_turns=cfg.max_turns), partial(self.render, tools=toolset.schemas))
 
     def _evaluate(self, model: Any, label: str, stage: Any) -> None:
         if not self.eval_records and not self.eval_suites:
