@@ -355,6 +355,14 @@ class RLStage(StageBase):
                           "run, their results are appended as a tool turn, generation goes on. "
                           "Tool-response tokens are context, never trained on.")
 
+    @model_validator(mode="after")
+    def _tools_with_ppo(self) -> RLStage:
+        a = self.algorithm
+        if self.tools is not None and a.name == "ppo" and (a.gamma < 1 or a.lam < 1):
+            raise ValueError("tools with ppo need gamma = lam = 1: GAE would bootstrap through the "
+                             "values of tool-response tokens, which the critic is never trained on")
+        return self
+
 
 Stage = Annotated[Union[SFTStage, RLStage], Field(discriminator="kind")]
 

@@ -295,8 +295,11 @@ class Pipeline:
                                           think_opened=self.think_opened)
         for records, _ in sources:
             router.check_tasks(records, where=f"stages[{index}] ({stage.name})")
+        generator, render = self._generator(stage, policy), self.render
+        if stage.tools is not None:  # multi-turn rollouts; the prompt shows the tools
+            generator, render = self._with_tools(stage, generator)
         collector = RolloutCollector(MixtureSampler(sources, seed=self.recipe.seed + index),
-                                     self._generator(stage, policy), router, self.render,
+                                     generator, router, render,
                                      sampling_params(stage.generation), stage.algorithm, self.dist)
         settings = UpdateSettings.for_stage(stage, self.tokenizer.pad_token_id, self.dist.device)
         run = RunContext(self.run_dir, self.progress, self.tracker, self.dist)
@@ -315,6 +318,17 @@ class Pipeline:
         if stage.generation.backend == "vllm":
             return self._vllm_generator(stage, policy.module)
         return make_generator("hf", policy.module, self.tokenizer, batch_size=stage.generation.batch_size)
+
+    def _with_tools(self, stage: RLStage, generator: Any) -> tuple[Any, Any]:
+        """The stage's generator wrapped in the tool loop, and a renderer listing the tools. The
+        python tool runs in the stage's code sandbox (`rewards.code.urls`, else the default)."""
+        from qwqrl.tools import ToolRolloutGenerator, Toolset
+
+        cfg = stage.tools
+        urls = stage.rewards.code.urls if stage.rewards.code else []
+        toolset = Toolset.from_config(cfg, sandbox=self._sandbox(urls) if cfg.python else None)
+        return (ToolRolloutGenerator(generator, self.tokenizer, toolset, cfg.max_turns),
+                partial(self.render, tools=toolset.schemas))
 
     def _critic_from(self, policy: Any) -> Any:
         """A value model initialised from the policy's backbone (LoRA-free), with a fresh head."""
