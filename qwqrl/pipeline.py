@@ -322,13 +322,18 @@ class Pipeline:
     def _with_tools(self, stage: RLStage, generator: Any) -> tuple[Any, Any]:
         """The stage's generator wrapped in the tool loop, and a renderer listing the tools. The
         python tool runs in the stage's code sandbox (`rewards.code.urls`, else the default)."""
+        urls = stage.rewards.code.urls if stage.rewards.code else []
+        wrap, render = self._tool_loop(stage.tools, urls)
+        return wrap(generator), render
+
+    def _tool_loop(self, cfg: Any, urls: list[str]) -> tuple[Any, Any]:
+        """(a function wrapping a generator in the tool loop of `cfg`, a `ToolsConfig`; the
+        renderer that lists its tools); the python tool runs on the sandbox at `urls`."""
         from qwqrl.tools import ToolRolloutGenerator, Toolset
 
-        cfg = stage.tools
-        urls = stage.rewards.code.urls if stage.rewards.code else []
         toolset = Toolset.from_config(cfg, sandbox=self._sandbox(urls) if cfg.python else None)
-        return (ToolRolloutGenerator(generator, self.tokenizer, toolset, cfg.max_turns),
-                partial(self.render, tools=toolset.schemas))
+        return (partial(ToolRolloutGenerator, tokenizer=self.tokenizer, toolset=toolset,
+                        max_turns=cfg.max_turns), partial(self.render, tools=toolset.schemas))
 
     def _critic_from(self, policy: Any) -> Any:
         """A value model initialised from the policy's backbone (LoRA-free), with a fresh head."""
@@ -384,15 +389,10 @@ class Pipeline:
 
     def _eval_tools(self) -> tuple[Any, Any]:
         """(the tool loop that wraps the eval generator, the render that shows the tools) for
-        `eval.tools`; (None, the plain render) without."""
-        cfg = self.recipe.eval.tools
-        if cfg is None:
+        `eval.tools`, the same at every evaluation; (None, the plain render) without."""
+        if self.recipe.eval.tools is None:
             return None, self.render
-        from qwqrl.tools import Toolset, ToolRolloutGenerator
-
-        toolset = Toolset.from_config(cfg, sandbox=self._sandbox([]) if cfg.python else None)
-        return (partial(ToolRolloutGenerator, tokenizer=self.tokenizer, toolset=toolset,
-                        max_turns=cfg.max_turns), partial(self.render, tools=toolset.schemas))
+        return self._tool_loop(self.recipe.eval.tools, [])
 
     def _evaluate(self, model: Any, label: str, stage: Any) -> None:
         if not self.eval_records and not self.eval_suites:
