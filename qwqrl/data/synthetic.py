@@ -303,8 +303,10 @@ def products(n: int, seed: int, min_digits: int = 3, max_digits: int = 4, split:
         </tool_call>  [the tool turn]  It printed p.</think>  \\boxed{p}
 
     (the tool turn as the tiny tokenizer's QwQ template writes it, `tool_response_text`, exactly
-    what the rollout loop appends); the others write the product straight away, which a model
-    that cannot multiply only imitates. A cold start on both leaves RL a choice to reward."""
+    what the rollout loop appends); the others write the product straight away ("In my head,
+    a*b=p."), which a model that cannot multiply only imitates. Both start with a fixed phrase,
+    so the choice to call the tool is one early token. A cold start on both leaves RL a choice
+    to reward."""
     if not 0.0 <= tool_share <= 1.0:
         raise UserError(f"tool_share must be in [0, 1], got {tool_share}")
     picks = random.Random(seed + 1)  # the problems do not depend on tool_share
@@ -314,7 +316,7 @@ def products(n: int, seed: int, min_digits: int = 3, max_digits: int = 4, split:
         if picks.random() < tool_share:
             completion = _tool_trace(a, b, product)
         else:
-            completion = reference(f"{a}*{b}={product}", f"\\boxed{{{product}}}")
+            completion = reference(f"In my head, {a}*{b}={product}.", f"\\boxed{{{product}}}")
         records.append({"task": "math", "prompt": f"What is {a}*{b}?", "answer": str(product),
                         "completion": completion})
     return records
