@@ -40,8 +40,10 @@ FAST = ["stages.0.trainer.max_steps=20", "stages.0.stop_at.every=1000",
 # `--tools --fast`: the tool demo's whole path (cold start, a tool-calling RL step, evaluations
 # with the tool) in a minute or two.
 TOOLS_FAST = ["stages.0.trainer.max_steps=20", "stages.0.trainer.warmup_steps=5",
+              "stages.0.trainer.batch_size=16", "stages.0.trainer.micro_batch_size=16",
               "stages.1.trainer.max_steps=2", "stages.1.trainer.batch_size=2",
-              "stages.1.algorithm.num_generations=4", "eval.sets.0.options.n=8"]
+              "stages.1.algorithm.num_generations=4", "stages.1.generation.max_new_tokens=96",
+              "eval.sets.0.options.n=8", "eval.max_new_tokens=96"]
 
 RM_PAIRS, RM_STEPS, RM_BATCH = 1600, 100, 16  # 88.8% held-out pair accuracy (tests/rm)
 
