@@ -300,10 +300,11 @@ def products(n: int, seed: int, min_digits: int = 3, max_digits: int = 4, split:
     `python` tool. A `tool_share` of the references call the tool and copy what it prints:
 
         Use python.</think>  <tool_call>{"name": "python", "arguments": {"code": "print(a*b)"}}
-        </tool_call>  [the tool turn]  It printed p.</think>  \\boxed{p}
+        </tool_call>  [the tool turn]  It printed the answer.</think>  \\boxed{p}
 
     (the tool turn as the tiny tokenizer's QwQ template writes it, `tool_response_text`, exactly
-    what the rollout loop appends); the others write the product straight away ("In my head,
+    what the rollout loop appends; the product is copied once, into the box: every digit a
+    ~1M-parameter model copies is a chance to get it wrong); the others write the product straight away ("In my head,
     a*b=p."), which a model that cannot multiply only imitates. Both start with a fixed phrase,
     so the choice to call the tool is one early token. A cold start on both leaves RL a choice
     to reward."""
@@ -329,7 +330,7 @@ def _tool_trace(a: int, b: int, product: int) -> str:
     call = json.dumps({"name": NAME, "arguments": {"code": f"print({a}*{b})"}})
     ask = reference("Use python.", f"<tool_call>\n{call}\n</tool_call>")
     return (ask + tool_response_text(_tiny_tokenizer(), [str(product)])
-            + reference(f"It printed {product}.", f"\\boxed{{{product}}}"))
+            + reference("It printed the answer.", f"\\boxed{{{product}}}"))
 
 
 @functools.lru_cache(maxsize=1)
