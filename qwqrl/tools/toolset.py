@@ -9,9 +9,9 @@ Execution never raises: every call of a step runs concurrently (`run_calls`), ea
 `timeout_s`, and an unknown tool, bad arguments, an exception, a timeout or a malformed
 `<tool_call>` block all come back as a `ToolResult` with `error=True` and a text the model can
 read (`error: ...`). A rollout step therefore survives any tool; the errors are counted in the
-metrics. Sync functions run in threads (a thread that overruns its timeout is abandoned, not
-killed: Python cannot stop a thread, so a tool that may hang should be async or bound its own
-work); async functions are cancelled at the timeout.
+metrics. Sync functions run in the toolset's own threads (a thread that overruns its timeout is abandoned,
+not killed or waited for: Python cannot stop a thread, so a tool that may hang should be async
+or bound its own work); async functions are cancelled at the timeout.
 
 Results longer than `max_response_chars` are cut (with a note saying so): the response tokens
 count against the completion's token budget, and one runaway print must not eat all of it.
@@ -19,15 +19,19 @@ count against the completion's token budget, and one runaway print must not eat 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import inspect
 import json
 from collections.abc import Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from qwqrl.tools.python_tool import python_tool
 from qwqrl.tools.tool import Tool, function_tool
+
+SYNC_WORKERS = 32  # sync tool calls running at once; more wait for a free thread
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,9 @@ class Toolset:
         self.tools = {t.name: t for t in tools}
         self.timeout_s, self.max_response_chars = timeout_s, max_response_chars
         self.sandbox = sandbox  # closed after each batch: its HTTP client is bound to the loop
+        # Sync tools run here, not in the event loop's default executor, which `asyncio.run`
+        # joins on exit: a thread that overran its timeout would hold the whole step.
+        self._threads = ThreadPoolExecutor(max_workers=SYNC_WORKERS, thread_name_prefix="qwqrl-tool")
 
     @classmethod
     def from_config(cls, cfg: Any, sandbox: Any = None) -> Toolset:
@@ -122,7 +129,8 @@ class Toolset:
         inspect.signature(tool.fn).bind(**arguments)  # TypeError naming the bad argument
         if inspect.iscoroutinefunction(tool.fn):
             return await tool.fn(**arguments)
-        return await asyncio.to_thread(tool.fn, **arguments)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._threads, functools.partial(tool.fn, **arguments))
 
     def _cut(self, text: str) -> str:
         if len(text) <= self.max_response_chars:
@@ -137,7 +145,5 @@ def run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coro).result()

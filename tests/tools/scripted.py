@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 
 from qwqrl.chat_template import tool_response_text
+from qwqrl.generation import Rollout
+from qwqrl.sequences import completion_logprobs, pack
 from qwqrl.tiny import build_model
 from qwqrl.tools import function_tool
 
@@ -44,10 +46,10 @@ def script_ids(tok) -> tuple[list[int], list[int], list[int], list[int]]:
     return enc(prompt_text(tok)), enc(CALL), enc(tool_response_text(tok, ["42"])), enc(ANSWER)
 
 
-def scripted_model(tok, steps: int = 600, seed: int = 0) -> torch.nn.Module:
+def scripted_model(tok, steps: int = 600, seed: int = 0, shape: dict | None = None) -> torch.nn.Module:
     """The tiny model after memorising the script (stops early once every token is ~certain)."""
     torch.manual_seed(seed)
-    model = build_model(tok, seed=seed, **SMALL)
+    model = build_model(tok, seed=seed, **(shape or SMALL))
     prompt, call, tool, answer = script_ids(tok)
     ids = torch.tensor([prompt + call + tool + answer])
     labels = ids.clone()
@@ -64,3 +66,52 @@ def scripted_model(tok, steps: int = 600, seed: int = 0) -> torch.nn.Module:
             break
     model.eval()
     return model
+
+
+def check_two_turns(model: torch.nn.Module, tok, rollouts: list[Rollout], temperature: float) -> None:
+    """What a 2-turn rollout must be, whichever generator made it: the script, with the tool
+    turn as masked context (0.0 placeholder log-probs), and every model token's log-prob, those
+    after the tool response included, equal to the learner's teacher-forced one."""
+    _, call, tool, answer = script_ids(tok)
+    for r in rollouts:
+        assert r.completion_ids == call + tool + answer and r.finish_reason == "stop"
+        assert r.action_mask == [1] * len(call) + [0] * len(tool) + [1] * len(answer)
+        assert r.logprobs[len(call):len(call) + len(tool)] == [0.0] * len(tool)
+        assert (r.tool_stats.calls, r.tool_stats.errors, r.tool_stats.turns) == (1, 0, 2)
+        assert "<tool_response>\n42\n</tool_response>" in r.text
+    packed = pack([r.prompt_ids for r in rollouts], [r.completion_ids for r in rollouts],
+                  tok.pad_token_id, next(model.parameters()).device)
+    with torch.no_grad():
+        learner_lp, _ = completion_logprobs(model, packed, temperature=temperature)
+    for row, r in enumerate(rollouts):
+        mine = torch.tensor(r.action_mask, dtype=torch.bool)
+        torch.testing.assert_close(learner_lp[row, :len(r.completion_ids)].cpu()[mine],
+                                   torch.tensor(r.logprobs)[mine], atol=1e-4, rtol=1e-4)
+
+
+def check_update_masks(model: torch.nn.Module, tok, rollouts: list[Rollout]) -> dict[str, float]:
+    """The loss masks the policy update builds for `rollouts` (two samples of one prompt) are
+    their action masks; then one real update runs on them. Returns its metrics."""
+    from qwqrl.config import RLStage
+    from qwqrl.distributed import init_distributed
+    from qwqrl.learner import Learner
+    from qwqrl.policy_update import UpdateSettings, micro_batches, policy_update
+    from qwqrl.rollouts import Batch
+
+    stage = RLStage.model_validate({
+        "name": "rl", "kind": "rl", "data": {"train": [{"synthetic": "arithmetic"}]},
+        "rewards": {"math": {}}, "algorithm": {"num_generations": 2},
+        "tools": {"functions": ["tests.tools.scripted:mul"]},
+        "trainer": {"lr": 1e-4, "micro_batch_size": 2, "max_steps": 1}})
+    dist = init_distributed()
+    policy = Learner(model, stage.trainer, total_steps=1)
+    batch = Batch(rollouts, [{"task": "math", "prompt": "6*7?"}] * 2, torch.tensor([1.0, 0.0]),
+                  {"math": [1.0, 0.0]})
+    settings = UpdateSettings.for_stage(stage, tok.pad_token_id, dist.device)
+    mbs = micro_batches(policy, batch, torch.tensor([True, True]), settings)
+    for mb, mask in zip(mbs.index, mbs.masks):
+        for row, i in enumerate(mb):
+            expected = torch.tensor(rollouts[i].action_mask, dtype=torch.float)
+            assert torch.equal(mask[row, :len(expected)].cpu(), expected)
+            assert mask[row, len(expected):].sum() == 0
+    return policy_update(policy, batch, settings)

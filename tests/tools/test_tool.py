@@ -80,9 +80,12 @@ def test_exceptions_timeouts_and_bad_calls_come_back_as_error_text() -> None:
         """Fail."""
         raise KeyError("missing")
 
+    finished = threading.Event()
+
     def hang() -> str:
         """Never answers in time."""
-        release.wait(5)
+        release.wait(30)
+        finished.set()
         return "late"
 
     tools = Toolset([function_tool(boom), function_tool(hang)], timeout_s=0.2)
@@ -91,6 +94,7 @@ def test_exceptions_timeouts_and_bad_calls_come_back_as_error_text() -> None:
         assert r.error and r.text == "error: KeyError: 'missing'"
         r = run_one(tools, {"name": "hang", "arguments": {}})
         assert r.error and "timed out after 0.2 s" in r.text
+        assert not finished.is_set()  # the step went on without waiting for the thread
     finally:
         release.set()
     r = run_one(tools, {"name": "boom", "arguments": {"x": 1, "y": 1}})
