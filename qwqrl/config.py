@@ -71,6 +71,8 @@ class TokenizerConfig(Strict):
     path: str | None = Field(None, description="Defaults to the model's tokenizer.")
     chat_template: str = Field(
         "qwq", description="`qwq`: ChatML with the generation prompt opening `<think>\\n`; "
+                           "`qwq-unlisted-tools`: the same without the tool list in the system "
+                           "turn (tiny models that learn their tools from the cold start); "
                            "`model`: keep the tokenizer's own; anything else: a Jinja template.")
     system_prompt: str | None = Field(None, description="Prepended as a system turn if set.")
     task_instructions: bool = Field(
@@ -84,7 +86,7 @@ class TokenizerConfig(Strict):
 class DataSource(Strict):
     path: str | None = Field(None, description="Local .jsonl/.json/.parquet file of records.")
     hub: str | None = Field(None, description="A `datasets` id, loaded with `options` as kwargs.")
-    synthetic: Literal["arithmetic", "word_problems", "code", "ifeval", "general"] | None = Field(
+    synthetic: Literal["arithmetic", "word_problems", "code", "ifeval", "general", "products"] | None = Field(
         None, description="A built-in generator (qwqrl.data.synthetic), for demos and tests.")
     options: dict[str, Any] = Field(
         default_factory=dict, description="load_dataset kwargs, or the generator's (n, seed).")
@@ -382,11 +384,61 @@ class SFTStage(StageBase):
     stop_at: StopAt | None = Field(None, description="Early stop on a held-out metric.")
 
 
+class ToolsConfig(Strict):
+    """Tools the policy may call while it generates (docs/tools.md)."""
+    python: bool = Field(
+        False, description="The built-in `python` tool: runs the model's program in the stage's "
+                           "sandbox (`rewards.code.urls`, $QWQRL_SANDBOX_URL, else a local one) and "
+                           "returns stdout, stderr and the exit status.")
+    functions: list[str] = Field(
+        default_factory=list,
+        description="User tools by import path, `package.module:function`; the JSON schema the "
+                    "model sees comes from the signature (types) and the docstring (`Args:`).")
+    max_turns: int = Field(
+        4, ge=1, description="Assistant turns per sample, tool calls in between; a sample whose "
+                             "last allowed turn still calls a tool ends there, unanswered.")
+    timeout_s: float = Field(10.0, gt=0.0, description="Per tool call; a call that overruns "
+                                                       "returns an error text to the model.")
+    max_response_chars: int = Field(
+        4000, gt=0, description="Longer tool results are cut; their tokens count against "
+                                "generation.max_new_tokens, which covers the whole completion.")
+
+    @field_validator("functions")
+    @classmethod
+    def _importable(cls, paths: list[str]) -> list[str]:
+        from qwqrl.tools import function_tool, import_function
+
+        for i, path in enumerate(paths):
+            try:
+                function_tool(import_function(path))
+            except ValueError as e:
+                raise ValueError(f"functions[{i}]: {e}") from None
+        return paths
+
+    @model_validator(mode="after")
+    def _some_tool(self) -> ToolsConfig:
+        if not self.python and not self.functions:
+            raise ValueError("`tools` gives no tool: set `python: true` or list `functions`")
+        return self
+
+
 class RLStage(StageBase):
     kind: Literal["rl"]
     rewards: RewardsConfig
     algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    tools: ToolsConfig | None = Field(
+        None, description="Tools during rollouts: generation stops at `</tool_call>`, the calls "
+                          "run, their results are appended as a tool turn, generation goes on. "
+                          "Tool-response tokens are context, never trained on.")
+
+    @model_validator(mode="after")
+    def _tools_with_ppo(self) -> RLStage:
+        a = self.algorithm
+        if self.tools is not None and a.name == "ppo" and (a.gamma < 1 or a.lam < 1):
+            raise ValueError("tools with ppo need gamma = lam = 1: GAE would bootstrap through the "
+                             "values of tool-response tokens, which the critic is never trained on")
+        return self
 
 
 Stage = Annotated[Union[SFTStage, RLStage], Field(discriminator="kind")]
@@ -402,6 +454,14 @@ class EvalConfig(Strict):
         default_factory=list,
         description="Benchmark suites (qwqrl.eval_suites: aime24, livecodebench, ifeval, tiny-math, "
                     "...) with their own data, sampling and metrics, evaluated with the sets.")
+    suite_data: dict[str, str] = Field(
+        default_factory=dict,
+        description="Suite name -> local file in its source's schema, for suites without a "
+                    "default source (BFCL's: its own files, answers in possible_answer/ beside).")
+    tools: ToolsConfig | None = Field(
+        None, description="Tools the model may call while it answers the sets and suites (as "
+                          "an RL stage's `tools`), the same at every evaluation so rows compare; "
+                          "adds `tool_use/<task>`, the share of samples that called one.")
     samples: int = Field(1, ge=1, description="Samples per prompt of the sets (avg@k).")
     temperature: float = Field(0.0, ge=0.0, description="Sets: 0 is greedy.")
     max_new_tokens: int | None = Field(
@@ -413,9 +473,17 @@ class EvalConfig(Strict):
         from qwqrl.eval_suites import get_suites
 
         try:
-            get_suites(self.suites, where="eval.suites")
+            suites = get_suites(self.suites, where="eval.suites")
         except UserError as e:  # names the did-you-mean; pydantic reports ValueErrors
             raise ValueError(str(e)) from None
+        named = {s.name for s in suites}
+        stray = sorted(set(self.suite_data) - named)
+        if stray:
+            raise ValueError(f"eval.suite_data names {stray}, which eval.suites does not run")
+        lacking = [s.name for s in suites if s.source is None and s.name not in self.suite_data]
+        if lacking:
+            raise ValueError(f"eval.suites {lacking} have no default data: give each a file "
+                             f"in eval.suite_data ({{suite: path}})")
         return self
 
 

@@ -2,7 +2,8 @@
 IFEval the official script's report and files.
 
 1. The table has the QwQ blog's layout: one row per (benchmark, metric), the value in percent,
-   its standard error over problems, the k it is estimated from, and the samples judged.
+   its standard error over problems, the k it is estimated from, and the samples judged; then
+   the overall numbers over several suites (`eval_suites.OVERALLS`, e.g. BFCL non-live).
 2. `eval.json` holds every metric flat under `<suite>/<metric>` (fractions), `stderr` by the
    same keys, per suite its source, sampling, counts and exclusions, and the run's settings.
 3. `samples.jsonl`: one line per sample (suite, id, sample, completion, verdict, score, detail,
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from qwqrl.eval_metrics import ifeval_report
+from qwqrl.eval_suites import OVERALLS, overall_metrics
 from qwqrl.evaluation import SuiteResult, correct
 
 HEADER = ("benchmark", "metric", "value", "± stderr", "k", "samples")
@@ -38,6 +40,10 @@ def table(results: list[SuiteResult]) -> str:
                          str(row.k), str(res.judged)))
         if not res.rows:
             rows.append((res.data.suite.title, "(nothing judged)", "-", "", "", "0"))
+    overall = overall_metrics({k: v for res in results for k, v in res.metrics().items()})
+    for o in OVERALLS:  # a mean over benchmarks has no standard error over problems of its own
+        if f"{o.name}/overall" in overall:
+            rows.append((o.title, "overall", f"{overall[f'{o.name}/overall'] * 100:.1f}", "", "", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
     lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
              for r in rows]
@@ -54,6 +60,7 @@ def eval_json(results: list[SuiteResult], settings: dict[str, Any]) -> dict[str,
                 stderr[key[len("stderr/"):]] = value
             else:
                 out[key] = value
+    out.update(overall_metrics(out))
     suite = {res.name: {
         "benchmark": res.data.suite.title, "task": res.data.suite.task, "source": res.data.source,
         "converter": res.data.suite.converter, "problems": len(res.data.records),

@@ -14,6 +14,13 @@ Code suites take a contest-date window (records' `contest_date`, ISO dates, from
 exclusive) so problems published before a model's cut-off can be left out, as LiveCodeBench does.
 The `tiny-*` suites are CPU-sized variants on the built-in synthetic data, for the demo and tests.
 
+BFCL's non-live AST categories (`bfcl-simple`, ..., or all five as `bfcl`) read BFCL's own files
+(`--data`, or `eval.suite_data` in a recipe): BFCL keeps answers in `possible_answer/<same name>`
+beside the questions, and `load_suite` joins them by id (`Suite.answers`). BFCL's non-live
+overall is an `Overall`: the unweighted mean of its categories' accuracies, as BFCL's
+`eval_runner_helper` computes it (irrelevance is not part of it; BFCL reports it apart, as
+hallucination).
+
 Adding a suite: register its converter in `qwqrl.data.converters` (with fixture rows), then add
 one `Suite(...)` entry here; docs/evaluation.md walks through it.
 """
@@ -46,6 +53,7 @@ class Suite:
     date_window: tuple[str | None, str | None] = (None, None)  # code: contest_date in [from, to)
     cpu: bool = False                # small enough for a CPU run with a tiny model
     notes: str = ""
+    answers: str | None = None       # folder beside the data file with its answers (BFCL's layout)
 
     def with_overrides(self, samples: int | None = None, date_from: str | None = None,
                        date_to: str | None = None, **sampling: Any) -> Suite:
@@ -82,6 +90,13 @@ SUITES: dict[str, Suite] = {s.name: s for s in [
           notes="541 prompts; google-research's input_data.jsonl is the same schema"),
     Suite("general", "General (RM)", "general", None, None, samples=1,
           notes="your own prompts (--data); scored by the reward model given with --rm"),
+    *[Suite(f"bfcl-{name.replace('_', '-')}", f"BFCL {name}", "tool_call", None, "bfcl",
+            samples=1, answers=None if name == "irrelevance" else "possible_answer",
+            notes=f"BFCL's own {file} (--data); answers from possible_answer/{file} beside it")
+      for name, file in [("simple", "BFCL_v3_simple.json"), ("multiple", "BFCL_v3_multiple.json"),
+                         ("parallel", "BFCL_v3_parallel.json"),
+                         ("parallel_multiple", "BFCL_v3_parallel_multiple.json"),
+                         ("irrelevance", "BFCL_v3_irrelevance.json")]],
     Suite("tiny-math", "tiny math", "math",
           {"synthetic": "arithmetic", "options": {"n": 16, "seed": 9, "split": "test"}}, None,
           samples=4, sampling=TINY_SAMPLING, cpu=True),
@@ -97,19 +112,51 @@ SUITES: dict[str, Suite] = {s.name: s for s in [
 ]}
 
 
+# Names that stand for several suites.
+GROUPS: dict[str, list[str]] = {"bfcl": [n for n in SUITES if n.startswith("bfcl-")]}
+
+
+@dataclass(frozen=True)
+class Overall:
+    """A benchmark's headline number over several suites: the unweighted mean of each suite's
+    accuracy (its avg@k), reported only when every one of them was judged."""
+    name: str
+    title: str
+    parts: tuple[str, ...]
+
+
+OVERALLS = [Overall("bfcl-non-live", "BFCL non-live (AST)",
+                    ("bfcl-simple", "bfcl-multiple", "bfcl-parallel", "bfcl-parallel-multiple"))]
+
+
 def get_suites(names: list[str] | str, where: str = "--suite") -> list[Suite]:
-    """Suites by name (a list, or one comma-separated string); unknown names are a UserError
-    with a did-you-mean."""
+    """Suites by name (a list, or one comma-separated string; a group name brings its suites);
+    unknown names are a UserError with a did-you-mean."""
     if isinstance(names, str):
         names = [n for n in names.split(",") if n.strip()]
     out = []
     for name in (n.strip() for n in names):
+        if name in GROUPS:
+            out.extend(SUITES[n] for n in GROUPS[name])
+            continue
         if name not in SUITES:
-            hint = difflib.get_close_matches(name, SUITES, n=1)
+            hint = difflib.get_close_matches(name, [*SUITES, *GROUPS], n=1)
             raise UserError(f"{where}: unknown suite {name!r}" +
                             (f" (did you mean {hint[0]!r}?)" if hint else "") +
-                            f"; known: {', '.join(SUITES)}")
+                            f"; known: {', '.join([*SUITES, *GROUPS])}")
         out.append(SUITES[name])
+    return out
+
+
+def overall_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """`<overall>/overall` for each Overall whose parts all have an `avg@k` in `metrics` (flat
+    `<suite>/<metric>` keys, as `SuiteResult.metrics` gives them)."""
+    out = {}
+    for overall in OVERALLS:
+        parts = [next((v for k, v in metrics.items() if k.startswith(f"{p}/avg@")), None)
+                 for p in overall.parts]
+        if all(v is not None for v in parts):
+            out[f"{overall.name}/overall"] = sum(parts) / len(parts)
     return out
 
 
@@ -129,7 +176,7 @@ def load_suite(suite: Suite, base: Path, data: str | None = None,
     from qwqrl.data.records import load_source
 
     if data is not None:
-        fields: dict[str, Any] = {"path": data}
+        fields: dict[str, Any] = {"path": _with_answers(suite, data, base) if suite.answers else data}
     elif suite.source is not None:
         fields = dict(suite.source)
     else:
@@ -139,11 +186,43 @@ def load_suite(suite: Suite, base: Path, data: str | None = None,
     fields["task"] = suite.task
     src = DataSource(**fields, limit=limit)
     shown = data or src.hub or src.synthetic or ""
-    records, excluded = _in_window(suite, load_source(src, base))
+    try:
+        records, excluded = _in_window(suite, load_source(src, base))
+    finally:
+        if data is not None and suite.answers:
+            Path(fields["path"]).unlink()  # the joined copy
     if not records:
         raise UserError(f"suite {suite.name!r}: no problems left from {shown}" +
                         (f" ({excluded})" if excluded else ""))
     return SuiteData(suite, records, str(shown), excluded)
+
+
+def _with_answers(suite: Suite, data_file: str, base: Path) -> str:
+    """A temporary JSONL copy of `data` whose rows carry `ground_truth` from the answers file of
+    the same name in `suite.answers` beside it (BFCL's layout), joined by `id`."""
+    import json
+    import tempfile
+
+    from qwqrl.data.records import read_json_lines, resolve_data_path
+
+    data = resolve_data_path(data_file, base)
+    if data is None:
+        raise UserError(f"suite {suite.name!r}: {data_file}: file not found")
+    answers_file = data.parent / suite.answers / data.name
+    if not answers_file.is_file():
+        raise UserError(f"suite {suite.name!r}: its answers are read from {answers_file} (BFCL "
+                        f"keeps them in {suite.answers}/ beside the questions), which does not exist")
+    answers = {row["id"]: row["ground_truth"] for row in read_json_lines(answers_file)}
+    rows = read_json_lines(data)
+    missing = [row["id"] for row in rows if row["id"] not in answers]
+    if missing:
+        raise UserError(f"suite {suite.name!r}: {answers_file} has no answer for id "
+                        f"{missing[0]!r} ({len(missing)} questions without one)")
+    out = tempfile.NamedTemporaryFile("w", suffix=".jsonl", prefix="qwqrl-joined-", delete=False)
+    with out:
+        for row in rows:
+            out.write(json.dumps({**row, "ground_truth": answers[row["id"]]}) + "\n")
+    return out.name
 
 
 def _in_window(suite: Suite, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:

@@ -13,7 +13,8 @@
 
 `evaluate` is what the training pipeline calls between stages: the recipe's held-out `sets`
 (`pass_rate/<task>` = share of samples fully correct, `rm_score/general`, `mean_length`,
-`unjudged`) plus its `suites` (`<suite>/<metric>` and `stderr/<suite>/<metric>`).
+`unjudged`, and with tools `tool_use/<task>` = share of samples that called one) plus its `suites` (`<suite>/<metric>` and `stderr/<suite>/<metric>`, and
+`<overall>/overall` where all of an overall's suites ran, e.g. `bfcl-non-live/overall`).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from typing import Any
 
 from qwqrl.config import EvalConfig
 from qwqrl.eval_metrics import ifeval_accuracies, mean_stderr, sample_metrics
-from qwqrl.eval_suites import SuiteData
+from qwqrl.eval_suites import SuiteData, overall_metrics
 from qwqrl.generation import Generator, SamplingParams, make_generator
 from qwqrl.verifiers.base import Verdict
 from qwqrl.verifiers.registry import TASK_VERIFIERS, verify_batch
@@ -40,6 +41,7 @@ class Completion:
     text: str
     tokens: int | None = None          # None: made elsewhere (--responses)
     finish_reason: str | None = None
+    tool_calls: int | None = None      # None: no tools were offered
 
 
 @dataclass
@@ -91,7 +93,8 @@ def generate_completions(generator: Any, records: Sequence[dict[str, Any]], rend
     rank = dist.get_rank() if world > 1 else 0
     mine = list(range(rank, len(records), world))
     rollouts = generator.generate([render(records[i]) for i in mine], samples, sampling) if mine else []
-    local = [Completion(mine[r.prompt_index], j % samples, r.text, len(r.completion_ids), r.finish_reason)
+    local = [Completion(mine[r.prompt_index], j % samples, r.text, len(r.completion_ids), r.finish_reason,
+                        r.tool_stats.calls if r.tool_stats is not None else None)
              for j, r in enumerate(rollouts)]
     if world > 1:
         parts: list[Any] = [None] * world
@@ -211,13 +214,17 @@ def evaluate(model: Any, tokenizer: Any, records: list[dict[str, Any]], cfg: Eva
              max_new_tokens: int, render: Render, sandbox_client: Any = None,
              reward_model: Any = None, think_opened: bool = True, batch_size: int = 64,
              seed: int = 0, suites: Sequence[SuiteData] = (),
-             generator: Generator | None = None) -> dict[str, float]:
+             generator: Generator | None = None,
+             tool_loop: Callable[[Generator], Generator] | None = None) -> dict[str, float]:
     """Held-out metrics of `model` inside training: HF generation on the learner's module, or
     the `generator` given (a vLLM engine that already holds the model's weights: the run's, when
-    a stage rolls out with vLLM)."""
+    a stage rolls out with vLLM). `tool_loop` wraps the generator in a multi-turn tool loop
+    (`qwqrl.tools.ToolRolloutGenerator`; `render` then shows the tools)."""
     if not records and not suites:
         return {}
     generator = generator or make_generator("hf", model, tokenizer, batch_size=batch_size)
+    if tool_loop is not None:
+        generator = tool_loop(generator)
     out: dict[str, float] = {}
     if records:
         out.update(_held_out(generator, records, cfg, max_new_tokens, render, seed=seed,
@@ -228,6 +235,7 @@ def evaluate(model: Any, tokenizer: Any, records: list[dict[str, Any]], cfg: Eva
                            sandbox_client=sandbox_client, reward_model=reward_model, seed=seed,
                            max_new_tokens=cfg.max_new_tokens, data_parallel=False)
         out.update(result.metrics())
+    out.update(overall_metrics(out))
     return out
 
 
@@ -256,6 +264,9 @@ def _held_out(generator: Any, records: list[dict[str, Any]], cfg: EvalConfig, ma
             out["rm_score/general"] = sum(judged) / len(judged)
         else:
             out[f"pass_rate/{task}"] = sum(s >= 1.0 for s in judged) / len(judged)
+        calls = [c.tool_calls for c in by_task[task] if c.tool_calls is not None]
+        if calls:
+            out[f"tool_use/{task}"] = sum(n > 0 for n in calls) / len(calls)
     out["mean_length"] = sum(c.tokens or 0 for c in completions) / len(completions)
     out["unjudged"] = float(unjudged)
     return out

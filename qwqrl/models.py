@@ -25,7 +25,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Pretr
                           PreTrainedModel, PreTrainedTokenizerBase)
 
 from qwqrl import packed_attention
-from qwqrl.chat_template import QWQ_CHAT_TEMPLATE
+from qwqrl.chat_template import TEMPLATES
 from qwqrl.config import ModelConfig, RopeScaling, TokenizerConfig, TrainerConfig
 from qwqrl.errors import UserError
 from qwqrl.generation.weights import gathered, is_zero3_partitioned
@@ -49,8 +49,8 @@ def load_tokenizer(cfg: TokenizerConfig, model_cfg: ModelConfig,
             tok = AutoTokenizer.from_pretrained(source)
         except OSError as e:
             raise UserError(f"tokenizer: cannot load {source!r}: {e}") from None
-    if cfg.chat_template == "qwq":
-        tok.chat_template = QWQ_CHAT_TEMPLATE
+    if cfg.chat_template in TEMPLATES:
+        tok.chat_template = TEMPLATES[cfg.chat_template]
     elif cfg.chat_template != "model":
         tok.chat_template = cfg.chat_template
     if tok.pad_token is None:

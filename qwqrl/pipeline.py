@@ -85,7 +85,8 @@ class Pipeline:
         self.tasks = record_tasks(s.rewards for s in recipe.stages if isinstance(s, RLStage))
         self.eval_records = [r for src in recipe.eval.sets
                              for r in load_source(src, self.base, self.tasks)]
-        self.eval_suites = [load_suite(s, self.base) for s in get_suites(recipe.eval.suites)]
+        self.eval_suites = [load_suite(s, self.base, data=recipe.eval.suite_data.get(s.name))
+                            for s in get_suites(recipe.eval.suites)]
         self.evals_path = self.run_dir / "evals.json"
         self.evals: list[dict[str, Any]] = (json.loads(self.evals_path.read_text())
                                             if resume and self.evals_path.exists() else [])
@@ -297,8 +298,11 @@ class Pipeline:
                                           think_opened=self.think_opened)
         for records, _ in sources:
             router.check_tasks(records, where=f"stages[{index}] ({stage.name})")
+        generator, render = self._generator(stage, policy), self.render
+        if stage.tools is not None:  # multi-turn rollouts; the prompt shows the tools
+            generator, render = self._with_tools(stage, generator)
         collector = RolloutCollector(MixtureSampler(sources, seed=self.recipe.seed + index),
-                                     self._generator(stage, policy), router, self.render,
+                                     generator, router, render,
                                      sampling_params(stage.generation), stage.algorithm, self.dist)
         settings = UpdateSettings.for_stage(stage, self.tokenizer.pad_token_id, self.dist.device)
         run = RunContext(self.run_dir, self.progress, self.tracker, self.dist)
@@ -321,6 +325,22 @@ class Pipeline:
         # asynchronous rollouts sample while the learner updates: not from the learner's module
         kind = "hf_copy" if stage.algorithm.off_policy.max_staleness else "hf"
         return make_generator(kind, policy.module, self.tokenizer, batch_size=stage.generation.batch_size)
+
+    def _with_tools(self, stage: RLStage, generator: Any) -> tuple[Any, Any]:
+        """The stage's generator wrapped in the tool loop, and a renderer listing the tools. The
+        python tool runs in the stage's code sandbox (`rewards.code.urls`, else the default)."""
+        urls = stage.rewards.code.urls if stage.rewards.code else []
+        wrap, render = self._tool_loop(stage.tools, urls)
+        return wrap(generator), render
+
+    def _tool_loop(self, cfg: Any, urls: list[str]) -> tuple[Any, Any]:
+        """(a function wrapping a generator in the tool loop of `cfg`, a `ToolsConfig`; the
+        renderer that lists its tools); the python tool runs on the sandbox at `urls`."""
+        from qwqrl.tools import ToolRolloutGenerator, Toolset
+
+        toolset = Toolset.from_config(cfg, sandbox=self._sandbox(urls) if cfg.python else None)
+        return (partial(ToolRolloutGenerator, tokenizer=self.tokenizer, toolset=toolset,
+                        max_turns=cfg.max_turns), partial(self.render, tools=toolset.schemas))
 
     def _remote_generator(self, stage: RLStage, model: Any) -> Any:
         """Rollout workers for `stage` (qwqrl.generation.remote); the previous stage's stop
@@ -362,11 +382,12 @@ class Pipeline:
         vllm = isinstance(stage, RLStage) and stage.generation.backend == "vllm"
         generator = self._vllm_generator(stage, module) if vllm else None
         judges = self.eval_services()
+        tool_loop, render = self._eval_tools()
         try:
             return evaluate(module, self.tokenizer, records, self.recipe.eval, max_new,
-                            render=self.render, sandbox_client=judges["sandbox"],
+                            render=render, sandbox_client=judges["sandbox"],
                             reward_model=judges["reward_model"], think_opened=self.think_opened,
-                            suites=suites, generator=generator)
+                            suites=suites, generator=generator, tool_loop=tool_loop)
         finally:
             if generator is not None:
                 generator.sleep()  # the learner's next update or build gets the memory back
@@ -376,6 +397,13 @@ class Pipeline:
         ZeRO-3 the model is loaded partitioned and runs only inside its engine."""
         if not self.evals:
             self._evaluate(learner, "initial", stage)
+
+    def _eval_tools(self) -> tuple[Any, Any]:
+        """(the tool loop that wraps the eval generator, the render that shows the tools) for
+        `eval.tools`, the same at every evaluation; (None, the plain render) without."""
+        if self.recipe.eval.tools is None:
+            return None, self.render
+        return self._tool_loop(self.recipe.eval.tools, [])
 
     def _evaluate(self, model: Any, label: str, stage: Any) -> None:
         if not self.eval_records and not self.eval_suites:

@@ -51,7 +51,8 @@ class MicroBatches:
     """A batch cut into micro-batches, with what every epoch's loss needs for each."""
     index: list[list[int]]          # rows of the batch in each micro-batch
     packs: list[Packed]
-    masks: list[torch.Tensor]       # loss masks: completion tokens of valid (kept) samples
+    masks: list[torch.Tensor]       # loss masks: the model's own completion tokens (not tool
+                                    # responses) of valid (kept) samples
     shares: list[float]             # each micro-batch's weight in the full-batch loss
     gen_lp: list[torch.Tensor]      # the generator's log-probs, padded like the completions
 
@@ -124,7 +125,8 @@ def micro_batches(policy: Learner, batch: Batch, valid: torch.Tensor,
              for mb in index]
     truncated = torch.tensor([r.finish_reason == "length" for r in batch.rollouts], device=device)
     masks = [alg.loss_mask(p.completion_mask.float(), valid[mb],
-                           truncated[mb] if settings.algo.mask_truncated else None)
+                           truncated[mb] if settings.algo.mask_truncated else None,
+                           _pad_rows([batch.rollouts[i].model_mask() for i in mb], p.width, device))
              for mb, p in zip(index, packs)]
     gen_lp = [_pad_rows([batch.rollouts[i].logprobs for i in mb], p.width, device)
               for mb, p in zip(index, packs)]

@@ -9,7 +9,8 @@
    dropped (`algorithms.dynamic_sampling`), and with DAPO dynamic sampling more rounds are drawn
    until `batch_size // world` informative groups are kept or `max_rounds` is reached.
 4. The metrics describe everything generated this step, from the same informative-group decision
-   the filter used (`frac_reward_zero_std` is the share of groups the filter would drop).
+   the filter used (`frac_reward_zero_std` is the share of groups the filter would drop); with
+   tools (`qwqrl.tools`), tool use too, and pass rates split by whether a sample used a tool.
 5. Rewards stream: the generator yields each prompt's group as soon as it has finished
    (`Generator.generate_stream`) and the group is scored in a thread pool while the rest
    generate; the groups are then put back in prompt order, so the batch is the one scoring
@@ -154,8 +155,8 @@ class RolloutCollector:
         reward errors."""
         t = time.perf_counter()
         records = [{**prompts[r.prompt_index], "completion": r.text,
-                    "completion_ids": r.completion_ids,
-                    "completion_length": len(r.completion_ids)} for r in group]
+                    "completion_ids": model_tokens(r),
+                    "completion_length": len(model_tokens(r))} for r in group]
         scored = self.router.score(records)
         batch = Batch(group, records, alg.rewards_tensor(scored.rewards), scored.per_verifier)
         return batch, (t, time.perf_counter()), scored.errors
@@ -188,4 +189,36 @@ def rollout_metrics(batch: Batch, informative: list[int], group_size: int) -> di
         elif raw:
             out[f"pass_rate/{task}"] = sum(x >= 1.0 for x in raw) / len(raw)
     out["reward/masked_frac"] = float((~valid).float().mean())
+    if any(x.tool_stats is not None for x in batch.rollouts):
+        out.update(tool_metrics(batch))
+    return out
+
+
+def model_tokens(rollout: Rollout) -> list[int]:
+    """The completion tokens the model sampled, without tool responses: what the rewards see as
+    the completion's length (the overlong penalty judges the model's verbosity, not a tool's)."""
+    return [t for t, a in zip(rollout.completion_ids, rollout.model_mask()) if a]
+
+
+def tool_metrics(batch: Batch) -> dict[str, float]:
+    """Tool use over a step's samples, and each task's pass rate split by whether the sample
+    called a tool (`pass_rate/<task>/with_tool`, `.../without_tool`)."""
+    stats = [x.tool_stats for x in batch.rollouts]
+    n = len(stats)
+    used = [s is not None and s.calls > 0 for s in stats]
+    tokens = sum(len(x.completion_ids) for x in batch.rollouts)
+    out = {
+        "tools/calls_per_sample": sum(s.calls for s in stats if s) / n,
+        "tools/errors_per_sample": sum(s.errors for s in stats if s) / n,
+        "tools/turns_mean": sum(s.turns if s else 1 for s in stats) / n,
+        "tools/used_frac": sum(used) / n,
+        "tools/max_turns_frac": sum(bool(s and s.hit_max_turns) for s in stats) / n,
+        "tools/response_token_frac": 1 - sum(len(model_tokens(x)) for x in batch.rollouts) / max(1, tokens),
+    }
+    for task, verifier in TASK_VERIFIERS.items():
+        for split, want in (("with_tool", True), ("without_tool", False)):
+            raw = [x for rec, x, u in zip(batch.records, batch.per_verifier.get(verifier, []), used)
+                   if rec["task"] == task and x is not None and u == want]
+            if raw and task != "general":
+                out[f"pass_rate/{task}/{split}"] = sum(x >= 1.0 for x in raw) / len(raw)
     return out

@@ -9,6 +9,8 @@
     if it has spread (`qwqrl.rollouts` applies it, with or without extra rounds).
   - Overlong filtering (DAPO §3.4): a completion cut off at the length limit has no real outcome;
     mask its tokens out of the loss instead of punishing a possibly-correct chain of thought.
+  - Tool responses (multi-turn rollouts, `qwqrl.tools`): tokens inside the completion that a tool
+    wrote, not the model; masked out token by token.
 """
 
 from collections.abc import Sequence
@@ -50,15 +52,20 @@ def dynamic_sampling(group_rewards: Sequence[Sequence[float | None]], target_gro
 
 
 def loss_mask(completion_mask: torch.Tensor, valid: torch.Tensor | None = None,
-              truncated: torch.Tensor | None = None) -> torch.Tensor:
+              truncated: torch.Tensor | None = None,
+              action_mask: torch.Tensor | None = None) -> torch.Tensor:
     """The token mask the losses aggregate over: completion_mask (B, T) with whole rows zeroed.
 
     valid: (B,) bool, False for masked samples (reward None); truncated: (B,) bool, True for
-    completions cut off at the length limit (overlong filtering). Returns (B, T) float 0/1.
+    completions cut off at the length limit (overlong filtering); action_mask: (B, T), 0 on
+    tokens the model did not sample (tool responses in a multi-turn rollout: context the policy
+    reads, not actions it took, so no loss, KL or importance weight is computed on them).
+    Returns (B, T) float 0/1.
     """
     keep = torch.ones(completion_mask.shape[0], dtype=torch.bool, device=completion_mask.device)
     if valid is not None:
         keep = keep & valid.bool()
     if truncated is not None:
         keep = keep & ~truncated.bool()
-    return completion_mask.float() * keep.unsqueeze(-1)
+    mask = completion_mask.float() * keep.unsqueeze(-1)
+    return mask * action_mask.float() if action_mask is not None else mask

@@ -63,12 +63,14 @@ def to_messages(record: dict[str, Any], system_prompt: str | None = None,
 
 
 def render_prompt(tokenizer: Any, record: dict[str, Any], system_prompt: str | None = None,
-                  instructions: bool = True) -> str:
+                  instructions: bool = True, tools: list[dict[str, Any]] | None = None) -> str:
     """The prompt text the model continues: chat template with the generation prompt (for QwQ
     it ends with `<|im_start|>assistant\\n<think>\\n`). A tool_call record's `tools` go to the
-    template, which shows them to the model (Qwen's lists them in the system turn)."""
+    template, which shows them to the model (Qwen's lists them in the system turn), after
+    `tools`: the stage's own (`qwqrl.tools`), which the model may call during the rollout."""
     messages = to_messages(record, system_prompt, instructions)
-    tools = tool_schemas(record) if record.get("task") == "tool_call" else None
+    own = tool_schemas(record) if record.get("task") == "tool_call" else []
+    tools = [*(tools or []), *own] or None
     return tokenizer.apply_chat_template(messages, tools=tools, tokenize=False,
                                          add_generation_prompt=True)
 

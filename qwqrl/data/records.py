@@ -167,6 +167,11 @@ def _read(src: DataSource, base: Path) -> tuple[str, list[tuple[str, Any]]]:
     return name, _numbered(name, _generate(src))
 
 
+def read_json_lines(path: Path) -> list[Any]:
+    """The rows of a JSON Lines file whatever its suffix (BFCL's `.json` files are JSON Lines)."""
+    return [row for _, row in _read_jsonl(str(path), path)]
+
+
 def _read_jsonl(name: str, path: Path) -> list[tuple[str, Any]]:
     out = []
     with path.open(encoding="utf-8") as f:

@@ -13,6 +13,8 @@ seeds; `a+b` and `b+a` hash alike.
 """
 from __future__ import annotations
 
+import functools
+import json
 import operator
 import random
 import string
@@ -289,7 +291,56 @@ def general(n: int, seed: int) -> list[dict]:
             for row in make_preference_pairs(n, seed)]
 
 
+# ------------------------------------------------------------------------------- tool use
+
+
+def products(n: int, seed: int, min_digits: int = 3, max_digits: int = 4, split: Split = "train",
+             tool_share: float = 1.0) -> list[dict]:
+    """"What is a*b?": a product the tiny model cannot work out in its head but can with the
+    `python` tool. A `tool_share` of the references call the tool and copy what it prints:
+
+        Use python.</think>  <tool_call>{"name": "python", "arguments": {"code": "print(a*b)"}}
+        </tool_call>  [the tool turn]  It printed the answer.</think>  \\boxed{p}
+
+    (the tool turn as the tiny tokenizer's QwQ template writes it, `tool_response_text`, exactly
+    what the rollout loop appends; the product is copied once, into the box: every digit a
+    ~1M-parameter model copies is a chance to get it wrong); the others write the product straight away ("In my head,
+    a*b=p."), which a model that cannot multiply only imitates. Both start with a fixed phrase,
+    so the choice to call the tool is one early token. A cold start on both leaves RL a choice
+    to reward."""
+    if not 0.0 <= tool_share <= 1.0:
+        raise UserError(f"tool_share must be in [0, 1], got {tool_share}")
+    picks = random.Random(seed + 1)  # the problems do not depend on tool_share
+    records = []
+    for a, _, b in _problems(random.Random(seed), n, min_digits, max_digits, split, "*"):
+        product = a * b
+        if picks.random() < tool_share:
+            completion = _tool_trace(a, b, product)
+        else:
+            completion = reference(f"In my head, {a}*{b}={product}.", f"\\boxed{{{product}}}")
+        records.append({"task": "math", "prompt": f"What is {a}*{b}?", "answer": str(product),
+                        "completion": completion})
+    return records
+
+
+def _tool_trace(a: int, b: int, product: int) -> str:
+    from qwqrl.chat_template import tool_response_text
+    from qwqrl.tools.python_tool import NAME
+
+    call = json.dumps({"name": NAME, "arguments": {"code": f"print({a}*{b})"}})
+    ask = reference("Use python.", f"<tool_call>\n{call}\n</tool_call>")
+    return (ask + tool_response_text(_tiny_tokenizer(), [str(product)])
+            + reference("It printed the answer.", f"\\boxed{{{product}}}"))
+
+
+@functools.lru_cache(maxsize=1)
+def _tiny_tokenizer() -> Any:
+    from qwqrl.tiny import build_tokenizer
+
+    return build_tokenizer()
+
+
 GENERATORS: dict[str, Callable[..., list[dict]]] = {
     "arithmetic": arithmetic, "word_problems": word_problems, "code": code,
-    "ifeval": ifeval, "general": general,
+    "ifeval": ifeval, "general": general, "products": products,
 }

@@ -59,6 +59,18 @@ class SamplingParams:
 
 
 @dataclass
+class ToolStats:
+    """What happened in a rollout that had tools (`qwqrl.tools`): calls made, calls that
+    failed (error text returned), assistant turns generated, and whether it stopped because
+    its last allowed turn asked for tools (`tools.max_turns`)."""
+
+    calls: int = 0
+    errors: int = 0
+    turns: int = 1
+    hit_max_turns: bool = False
+
+
+@dataclass
 class Rollout:
     """One sampled completion of one prompt.
 
@@ -66,6 +78,9 @@ class Rollout:
     logprobs: one per completion token, under the sampling distribution (module docstring).
     text: `tokenizer.decode(completion_ids, skip_special_tokens=True)`; `<think>`/`</think>` are
     ordinary tokens and stay. finish_reason: "stop" (EOS or a stop string) or "length".
+    action_mask: with tools, one per completion token: 1 = the model sampled it, 0 = a tool
+    response the loop inserted (context, not an action; its logprob is a 0.0 placeholder).
+    None: every token is the model's. tool_stats: None when the stage gave no tools.
     """
 
     prompt_index: int
@@ -75,6 +90,12 @@ class Rollout:
     text: str
     finish_reason: str
     policy_version: int = 0  # learner updates before the weights that sampled it (trainer-set)
+    action_mask: list[int] | None = None
+    tool_stats: ToolStats | None = None
+
+    def model_mask(self) -> list[int]:
+        """1 per completion token the model sampled (all of them without tools)."""
+        return self.action_mask if self.action_mask is not None else [1] * len(self.completion_ids)
 
 
 def encode_prompts(tokenizer: Any, prompts: list[str]) -> list[list[int]]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -120,9 +121,35 @@ class HFGenerator:
                     yield pending.pop(rollout.prompt_index)
 
     def _batches(self, prompts: list[str], n: int, sampling: SamplingParams) -> Iterator[list[Rollout]]:
-        """Each `batch_size` rows' rollouts (prompt-major, prompt i repeated n times), in eval
-        mode, without gradients, on a forked RNG seeded by `sampling.seed` if given."""
+        """Each batch's rollouts, prompt-major (prompt i repeated n times)."""
         rows = [(i, ids) for i, ids in enumerate(encode_prompts(self.tokenizer, prompts)) for _ in range(n)]
+        return self._generate_rows(rows, sampling)
+
+    def generate_ids(self, prompt_ids: list[list[int]], sampling: SamplingParams,
+                     max_new_tokens: list[int] | None = None) -> list[Rollout]:
+        """One completion per row of token ids, continued exactly from those ids (the multi-turn
+        tool loop's entry point); `prompt_index` is the row. max_new_tokens: a budget per row
+        (default `sampling.max_new_tokens`); a batch samples up to its largest and each row is
+        cut at its own, which is the same as sampling with that budget."""
+        budget = sampling if max_new_tokens is None else replace(
+            sampling, max_new_tokens=max(max_new_tokens, default=1))
+        rollouts = [r for batch in self._generate_rows(list(enumerate(prompt_ids)), budget) for r in batch]
+        if max_new_tokens is not None:
+            for rollout, budget in zip(rollouts, max_new_tokens):
+                self._cut(rollout, budget)
+        return rollouts
+
+    def _cut(self, rollout: Rollout, budget: int) -> None:
+        if len(rollout.completion_ids) <= budget:
+            return
+        rollout.completion_ids, rollout.logprobs = rollout.completion_ids[:budget], rollout.logprobs[:budget]
+        rollout.text = self.tokenizer.decode(rollout.completion_ids, skip_special_tokens=True)
+        rollout.finish_reason = "length"
+
+    def _generate_rows(self, rows: list[tuple[int, list[int]]],
+                       sampling: SamplingParams) -> Iterator[list[Rollout]]:
+        """Each `batch_size` rows' rollouts, in eval mode, without gradients, on a forked RNG
+        seeded by `sampling.seed` if given."""
         batches = [rows[s:s + self.batch_size] for s in range(0, len(rows), self.batch_size)]
         synced_gpus = self._synced_gpus(len(batches))
         was_training = self.model.training

@@ -45,7 +45,6 @@ from multiprocessing.connection import Connection, Listener, wait
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from qwqrl.generation import weight_broadcast as wb
 from qwqrl.generation.base import Rollout, SamplingParams

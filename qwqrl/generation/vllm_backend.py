@@ -203,6 +203,29 @@ class VLLMGenerator:
         return [self._rollout(prompt_index, prompt_ids, completion)
                 for completion in out.outputs * (n // len(out.outputs))]
 
+    def generate_ids(self, prompt_ids: list[list[int]], sampling: SamplingParams,
+                     max_new_tokens: list[int] | None = None) -> list[Rollout]:
+        """One completion per row of token ids, continued exactly from those ids (the multi-turn
+        tool loop's entry point); `prompt_index` is the row. max_new_tokens: a budget per row
+        (default `sampling.max_new_tokens`). Every rank of a tensor-parallel group must call it
+        the same number of times (possibly with no rows)."""
+        vllm = _import_vllm()
+        if self._weights_discarded:
+            raise RuntimeError("vLLM discarded its weights in sleep(level=2); call sync_weights(model) first")
+        self.wake_up()
+        budgets = max_new_tokens or [sampling.max_new_tokens] * len(prompt_ids)
+        rows, offset = self._gather_tp([(list(ids), b) for ids, b in zip(prompt_ids, budgets)])
+        if not rows:
+            return []
+        params = [vllm.SamplingParams(
+            n=1, temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k,
+            max_tokens=budget, stop=list(sampling.stop) or None, logprobs=0,
+            seed=None if sampling.seed is None else sampling.seed + i,
+            detokenize=bool(sampling.stop)) for i, (_, budget) in enumerate(rows)]
+        outputs = self.llm.generate([{"prompt_token_ids": ids} for ids, _ in rows], params, use_tqdm=False)
+        mine = outputs[offset:offset + len(prompt_ids)]
+        return [self._rollout(i, list(prompt_ids[i]), out.outputs[0]) for i, out in enumerate(mine)]
+
     def sync_weights(self, model: Any) -> None:
         if "weights" in self._asleep:
             torch.cuda.empty_cache()  # hand the learner's cached blocks back before vLLM maps its own

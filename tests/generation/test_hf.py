@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from qwqrl.generation import Generator, SamplingParams, make_generator
+from qwqrl.generation.base import encode_prompts
 from qwqrl.generation.hf import HFGenerator
 from qwqrl.tiny import build_tokenizer
 
@@ -131,3 +132,17 @@ def test_rejects_bad_settings(model, tok):
     right_padding.padding_side = "right"
     with pytest.raises(ValueError, match="left-padding"):
         HFGenerator(model, right_padding)
+
+
+def test_generate_ids_cuts_each_row_at_its_own_budget(model, tok, prompts):
+    """The tool loop's entry point: a row with a smaller budget gets the first tokens of what it
+    would have sampled with the batch's largest one, and ends with "length"."""
+    ids = encode_prompts(tok, prompts)
+    sampling = SamplingParams(max_new_tokens=40, temperature=1.0, top_k=0, top_p=1.0, seed=3)
+    gen = HFGenerator(model, tok)
+    free = gen.generate_ids(ids, sampling, max_new_tokens=[12, 12])
+    cut = gen.generate_ids(ids, sampling, max_new_tokens=[5, 12])
+    assert [r.prompt_index for r in cut] == [0, 1] and cut[0].prompt_ids == ids[0]
+    assert cut[0].completion_ids == free[0].completion_ids[:5] and cut[0].finish_reason == "length"
+    assert cut[0].logprobs == free[0].logprobs[:5]
+    assert cut[1].completion_ids == free[1].completion_ids

@@ -149,3 +149,18 @@ def test_sleep_mode_off_is_a_no_op(fake_vllm, tok):
     gen.sleep()
     gen.wake_up()
     assert gen.llm.calls == []
+
+
+def test_generate_ids_continues_token_ids_with_a_budget_per_row(fake_vllm, tok):
+    """The multi-turn tool loop's entry point: one request per row of ids, each with its own
+    max_tokens, seeds one apart; no rows submits nothing."""
+    gen = VLLMGenerator("ckpt", tok)
+    rows = [[1, 2, 3], [4, 5]]
+    rollouts = gen.generate_ids(rows, SamplingParams(max_new_tokens=50, seed=7, stop=["</tool_call>"]),
+                                max_new_tokens=[10, 3])
+    params = gen.llm.params
+    assert [(p.n, p.max_tokens, p.seed) for p in params] == [(1, 10, 7), (1, 3, 8)]
+    assert params[0].stop == ["</tool_call>"]
+    assert [(r.prompt_index, r.prompt_ids) for r in rollouts] == [(0, [1, 2, 3]), (1, [4, 5])]
+    assert gen.generate_ids([], SamplingParams()) == []
+    assert gen.llm.calls.count(("generate", 2)) == 1 and len(gen.llm.calls) == 1

@@ -67,4 +67,4 @@ def _read_fixture(file_name: str) -> list[Row]:
 
 
 # One import per module; each registers its converters when imported.
-from qwqrl.data.converters import code, function_calling, general, ifeval, math  # noqa: E402,F401
+from qwqrl.data.converters import bfcl, code, function_calling, general, ifeval, math  # noqa: E402,F401
