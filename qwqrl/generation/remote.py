@@ -45,7 +45,6 @@ from multiprocessing.connection import Connection, Listener, wait
 from pathlib import Path
 from typing import Any
 
-
 from qwqrl.generation import weight_broadcast as wb
 from qwqrl.generation.base import Rollout, SamplingParams
 from qwqrl.generation.remote_worker import AUTHKEY_ENV, EngineSpec, Placement, serve
