@@ -78,3 +78,19 @@ def tool_response_text(tokenizer, responses: list[str]) -> str:
         history + [{"role": "tool", "content": r} for r in responses],
         tokenize=False, add_generation_prompt=True)
     return text[text.index(_MARK) + len(_MARK):]
+
+
+def split_tool_turns(tokenizer, completion: str) -> list[tuple[str, bool]]:
+    """`completion` cut into consecutive segments, each `(text, written_by_model)`: the tool turns
+    (`tool_response_text`'s text, found by the fixed text before the first response and after
+    the last one) are not the model's, everything else is. A cold-start trace that calls tools
+    trains only on the model's segments: the rollout loop appends the tool turns and masks them
+    out of the RL loss, and predicting a tool's output (a product's digits) is noise, not skill."""
+    head, tail = tool_response_text(tokenizer, [_MARK]).split(_MARK)
+    segments: list[tuple[str, bool]] = []
+    rest = completion
+    while (start := rest.find(head)) >= 0 and (end := rest.find(tail, start + len(head))) >= 0:
+        end += len(tail)
+        segments += [(rest[:start], True), (rest[start:end], False)]
+        rest = rest[end:]
+    return [s for s in segments + [(rest, True)] if s[0]]
