@@ -303,7 +303,8 @@ def products(n: int, seed: int, min_digits: int = 3, max_digits: int = 4, split:
         </tool_call>  [the tool turn]  It printed the answer.</think>  \\boxed{p}
 
     (the tool turn as the tiny tokenizer's QwQ template writes it, `tool_response_text`, exactly
-    what the rollout loop appends; the product is copied once, into the box: every digit a
+    what the rollout loop appends, and context only: the cold start does not train on it,
+    `sft.SFTRow.loss_mask`; the product is copied once, into the box: every digit a
     ~1M-parameter model copies is a chance to get it wrong); the others write the product straight away ("In my head,
     a*b=p."), which a model that cannot multiply only imitates. Both start with a fixed phrase,
     so the choice to call the tool is one early token. A cold start on both leaves RL a choice
