@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vllm_vs_hf_stage_one import ROOT, cold_start, compare, stage_one  # noqa: E402
+from vllm_vs_hf_stage_one import arguments, cold_start, compare, stage_one  # noqa: E402
 
 
 def one_step_off_columns(rows: list[dict]) -> dict:
@@ -43,13 +43,7 @@ def run(args: argparse.Namespace, checkpoint: Path, k: int, seed: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=220, help="stage-one steps (demo: 220)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed and setting")
-    parser.add_argument("--math-eval", type=int, default=200, help="held-out math problems (demo: 200)")
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-async-vs-sync")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = arguments(__doc__.split("\n")[0], "bench-async-vs-sync")
     checkpoint = cold_start(args.out, args.math_eval)
     results = {f"k={k} seed {s}": run(args, checkpoint, k, s) for s in args.seeds for k in (0, 1)}
     extra = [("staleness", "staleness", ".2f"), ("dropped", "dropped", ".0f"),

@@ -120,14 +120,20 @@ def compare(results: dict[str, dict], arms: tuple[str, str], args: argparse.Name
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(description: str, out: str) -> argparse.Namespace:
+    """The stage-one benchmarks' command line; creates `--out` (default runs/<out>)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--steps", type=int, default=220, help="stage-one steps (demo: 220)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed and backend")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed and arm")
     parser.add_argument("--math-eval", type=int, default=200, help="held-out math problems (demo: 200)")
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-vllm-vs-hf")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / out)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def main() -> None:
+    args = arguments(__doc__.split("\n")[0], "bench-vllm-vs-hf")
     checkpoint = cold_start(args.out, args.math_eval)
     results = {f"{b} seed {s}": stage_one(args.out, f"stage1_{b}_seed{s}", checkpoint, args, s,
                                           lambda stage, b=b: stage["generation"].update(backend=b))[0]
