@@ -21,67 +21,35 @@ HF backend (the async run samples from a private copy of the policy, `CopiedHFGe
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vllm_vs_hf_stage_one import ROOT, base_recipe, cold_start, train  # noqa: E402
+from vllm_vs_hf_stage_one import arguments, cold_start, compare, stage_one  # noqa: E402
 
 
-def stage_one(out: Path, max_staleness: int, checkpoint: Path, steps: int, math_eval_n: int,
-              seed: int) -> dict:
-    recipe = base_recipe(out, f"stage1_staleness{max_staleness}_seed{seed}", math_eval_n)
-    recipe["seed"] = seed
-    stage = recipe["stages"][1]
-    stage["init_from"] = str(checkpoint)
-    stage["algorithm"].setdefault("off_policy", {})["max_staleness"] = max_staleness
-    stage["trainer"]["max_steps"] = steps
-    stage["trainer"]["warmup_steps"] = min(stage["trainer"]["warmup_steps"], steps // 4)
-    recipe["stages"] = [stage]
-    seconds = train(recipe, out)
-    run = out / recipe["name"]
-    evals = json.loads((run / "evals.json").read_text())
-    rows = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
-    rewards = [r["reward"] for r in rows]
-    k = min(20, len(rewards) // 2)
-    mean = lambda key: sum(r.get(key, 0.0) for r in rows) / len(rows)  # noqa: E731
-    return {"before": evals[0]["metrics"]["pass_rate/math"], "after": evals[-1]["metrics"]["pass_rate/math"],
-            "reward_first": sum(rewards[:k]) / k, "reward_last": sum(rewards[-k:]) / k,
-            "staleness": mean("async/staleness_mean"), "dropped": sum(r.get("async/dropped_stale", 0) for r in rows),
+def one_step_off_columns(rows: list[dict]) -> dict:
+    """The asynchronous run's own figures: mean staleness, samples dropped, IS ratio range."""
+    return {"staleness": sum(r.get("async/staleness_mean", 0.0) for r in rows) / len(rows),
+            "dropped": sum(r.get("async/dropped_stale", 0) for r in rows),
             "ratio_min": min((r["is/ratio_min"] for r in rows if "is/ratio_min" in r), default=1.0),
-            "ratio_max": max((r["is/ratio_max"] for r in rows if "is/ratio_max" in r), default=1.0),
-            "seconds": seconds}
+            "ratio_max": max((r["is/ratio_max"] for r in rows if "is/ratio_max" in r), default=1.0)}
+
+
+def run(args: argparse.Namespace, checkpoint: Path, k: int, seed: int) -> dict:
+    edit = lambda stage: stage["algorithm"].setdefault("off_policy", {}).update(max_staleness=k)  # noqa: E731
+    summary, rows = stage_one(args.out, f"stage1_staleness{k}_seed{seed}", checkpoint, args, seed, edit)
+    return {**summary, **one_step_off_columns(rows)}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=220, help="stage-one steps (demo: 220)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed and setting")
-    parser.add_argument("--math-eval", type=int, default=200, help="held-out math problems (demo: 200)")
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-async-vs-sync")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = arguments(__doc__.split("\n")[0], "bench-async-vs-sync")
     checkpoint = cold_start(args.out, args.math_eval)
-    results = {f"k={k} seed {s}": stage_one(args.out, k, checkpoint, args.steps, args.math_eval, s)
-               for s in args.seeds for k in (0, 1)}
-    for k in (0, 1):
-        runs = [r for name, r in results.items() if name.startswith(f"k={k} ")]
-        results[f"k={k} mean"] = {key: sum(r[key] for r in runs) / len(runs) for key in runs[0]}
-    print(f"\nstage one, {args.steps} steps, from {checkpoint}; held-out math: {args.math_eval} problems, "
-          "greedy; k = algorithm.off_policy.max_staleness")
-    print(f"{'run':12s} {'math before':>12s} {'math after':>11s} {'reward first 20':>16s} "
-          f"{'reward last 20':>15s} {'staleness':>10s} {'dropped':>8s} {'IS ratio range':>16s} {'wall s':>8s}")
-    for name, r in results.items():
-        print(f"{name:12s} {r['before']:12.3f} {r['after']:11.3f} {r['reward_first']:16.3f} "
-              f"{r['reward_last']:15.3f} {r['staleness']:10.2f} {r['dropped']:8.0f} "
-              f"{r['ratio_min']:7.3f}-{r['ratio_max']:<8.3f} {r['seconds']:8.0f}")
-    sync, async_ = results["k=0 mean"], results["k=1 mean"]
-    gap = 100 * (async_["after"] - sync["after"])
-    print(f"one-step-off - sync, mean math after the stage over {len(args.seeds)} seed(s): "
-          f"{gap:+.1f} points ({'within' if abs(gap) <= 5 else 'NOT within'} 5); "
-          f"wall-time ratio one-step-off/sync: {async_['seconds'] / sync['seconds']:.2f}")
-    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    results = {f"k={k} seed {s}": run(args, checkpoint, k, s) for s in args.seeds for k in (0, 1)}
+    extra = [("staleness", "staleness", ".2f"), ("dropped", "dropped", ".0f"),
+             ("IS ratio min", "ratio_min", ".3f"), ("IS ratio max", "ratio_max", ".3f")]
+    compare(results, ("k=0", "k=1"), args, f"stage one, {args.steps} steps, from {checkpoint}; "
+            "k = algorithm.off_policy.max_staleness", extra)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -70,52 +71,74 @@ def cold_start(out: Path, math_eval_n: int) -> Path:
     return final
 
 
-def stage_one(out: Path, backend: str, checkpoint: Path, steps: int, math_eval_n: int,
-              seed: int) -> dict:
-    recipe = base_recipe(out, f"stage1_{backend}_seed{seed}", math_eval_n)
+def stage_one(out: Path, name: str, checkpoint: Path, args: argparse.Namespace, seed: int,
+              edit: Callable[[dict], None]) -> tuple[dict, list[dict]]:
+    """Stage one from `checkpoint` as run `name`, `edit` applied to its stage; its summary
+    (held-out math before/after, reward of the first and last 20 steps, wall s) and the
+    metrics rows of its optimizer steps."""
+    recipe = base_recipe(out, name, args.math_eval)
     recipe["seed"] = seed
     stage = recipe["stages"][1]
     stage["init_from"] = str(checkpoint)
-    stage["generation"]["backend"] = backend
-    stage["trainer"]["max_steps"] = steps
-    stage["trainer"]["warmup_steps"] = min(stage["trainer"]["warmup_steps"], steps // 4)
+    stage["trainer"]["max_steps"] = args.steps
+    stage["trainer"]["warmup_steps"] = min(stage["trainer"]["warmup_steps"], args.steps // 4)
+    edit(stage)
     recipe["stages"] = [stage]
     seconds = train(recipe, out)
     run = out / recipe["name"]
     evals = json.loads((run / "evals.json").read_text())
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    rewards = [r["reward"] for r in rows if "loss" in r]
+    rows = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    rewards = [r["reward"] for r in rows]
     k = min(20, len(rewards) // 2)
     return {"before": evals[0]["metrics"]["pass_rate/math"], "after": evals[-1]["metrics"]["pass_rate/math"],
-            "reward_first": sum(rewards[:k]) / k, "reward_last": sum(rewards[-k:]) / k, "seconds": seconds}
+            "reward_first": sum(rewards[:k]) / k, "reward_last": sum(rewards[-k:]) / k,
+            "seconds": seconds}, rows
+
+
+COLUMNS = [("math before", "before", ".3f"), ("math after", "after", ".3f"),
+           ("reward first 20", "reward_first", ".3f"), ("reward last 20", "reward_last", ".3f")]
+
+
+def compare(results: dict[str, dict], arms: tuple[str, str], args: argparse.Namespace,
+            heading: str, extra: list[tuple[str, str, str]] = ()) -> None:
+    """Adds each arm's mean over seeds to `results` (runs named "<arm> seed <s>"), prints every
+    run side by side, then the second arm's mean final math minus the first's (the issues ask for
+    <= 5 points) and their wall-time ratio; writes OUT/results.json."""
+    for arm in arms:
+        runs = [r for name, r in results.items() if name.startswith(arm + " seed ")]
+        results[f"{arm} mean"] = {key: sum(r[key] for r in runs) / len(runs) for key in runs[0]}
+    columns = [*COLUMNS, *extra, ("wall s", "seconds", ".0f")]
+    print(f"\n{heading}; held-out math: {args.math_eval} problems, greedy")
+    print(f"{'run':14s} " + " ".join(f"{title:>{max(len(title), 8)}s}" for title, _, _ in columns))
+    for name, r in results.items():
+        print(f"{name:14s} " + " ".join(f"{r[key]:>{max(len(title), 8)}{fmt}}" for title, key, fmt in columns))
+    base, other = (results[f"{arm} mean"] for arm in arms)
+    gap = 100 * (other["after"] - base["after"])
+    print(f"{arms[1]} - {arms[0]}, mean math after the stage over {len(args.seeds)} seed(s): {gap:+.1f} "
+          f"points ({'within' if abs(gap) <= 5 else 'NOT within'} 5); "
+          f"wall-time ratio {arms[1]}/{arms[0]}: {other['seconds'] / base['seconds']:.2f}")
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+
+
+def arguments(description: str, out: str) -> argparse.Namespace:
+    """The stage-one benchmarks' command line; creates `--out` (default runs/<out>)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--steps", type=int, default=220, help="stage-one steps (demo: 220)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed and arm")
+    parser.add_argument("--math-eval", type=int, default=200, help="held-out math problems (demo: 200)")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / out)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=220, help="stage-one steps (demo: 220)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed and backend")
-    parser.add_argument("--math-eval", type=int, default=200, help="held-out math problems (demo: 200)")
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-vllm-vs-hf")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = arguments(__doc__.split("\n")[0], "bench-vllm-vs-hf")
     checkpoint = cold_start(args.out, args.math_eval)
-    results = {f"{b} seed {s}": stage_one(args.out, b, checkpoint, args.steps, args.math_eval, s)
+    results = {f"{b} seed {s}": stage_one(args.out, f"stage1_{b}_seed{s}", checkpoint, args, s,
+                                          lambda stage, b=b: stage["generation"].update(backend=b))[0]
                for s in args.seeds for b in ("hf", "vllm")}
-    for backend in ("hf", "vllm"):
-        runs = [r for name, r in results.items() if name.startswith(backend + " ")]
-        results[f"{backend} mean"] = {k: sum(r[k] for r in runs) / len(runs) for k in runs[0]}
-    print(f"\nstage one, {args.steps} steps, from {checkpoint}; held-out math: {args.math_eval} problems, greedy")
-    print(f"{'run':14s} {'math before':>12s} {'math after':>11s} {'reward first 20':>16s} "
-          f"{'reward last 20':>15s} {'wall s':>8s}")
-    for name, r in results.items():
-        print(f"{name:14s} {r['before']:12.3f} {r['after']:11.3f} {r['reward_first']:16.3f} "
-              f"{r['reward_last']:15.3f} {r['seconds']:8.0f}")
-    hf, vllm = results["hf mean"], results["vllm mean"]
-    gap = 100 * (vllm["after"] - hf["after"])
-    print(f"vllm - hf, mean math after the stage over {len(args.seeds)} seed(s): {gap:+.1f} points "
-          f"({'within' if abs(gap) <= 5 else 'NOT within'} 5); "
-          f"wall-time ratio vllm/hf: {vllm['seconds'] / hf['seconds']:.2f}")
-    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    compare(results, ("hf", "vllm"), args, f"stage one, {args.steps} steps, from {checkpoint}")
 
 
 if __name__ == "__main__":

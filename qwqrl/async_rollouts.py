@@ -19,7 +19,7 @@ sampled a batch and the learner that trains on it.
    drawn ahead, so after a SIGKILL the prefetched prompts are drawn again, none trained twice
    or skipped.
 5. Only the learner thread issues collectives on the default process group; a generator used
-   here must not (see API.md). The generator must not be the learner's module
+   here must not (docs/generation.md, "Contract"). The generator must not be the learner's module
    (`shares_module`): `CopiedHFGenerator` in process, or rollout workers.
 """
 from __future__ import annotations

@@ -54,6 +54,29 @@ def init_distributed() -> Dist:
                 local_rank=local_rank, device=device)
 
 
+def forget_stale_deepspeed_groups() -> None:
+    """Drop DeepSpeed's cached process groups when the world they belong to is gone.
+
+    DeepSpeed keeps a clone of the world group (and others) at module level and reuses it at the
+    next `deepspeed.initialize`. A process group destroyed by anyone but DeepSpeed leaves that
+    cache pointing at a dead group: vLLM's in-process engine tears down the group it joined when
+    it shuts down, and the next Learner then failed with "Group ... is not registered". Called
+    before each engine is built."""
+    from deepspeed.utils import groups
+
+    world = getattr(groups, "_WORLD_GROUP", None)
+    if world is None:
+        return
+    c10d = torch.distributed.distributed_c10d
+    if torch.distributed.is_initialized() and world in c10d._world.pg_group_ranks:
+        return
+    release = getattr(groups, "_release_process_group_references", None)
+    if release is not None:  # DeepSpeed >= 0.19 clears every cache it keeps
+        release(None)
+    else:
+        groups._WORLD_GROUP = groups._DATA_PARALLEL_GROUP = None
+
+
 def shutdown() -> None:
     """Leave the process group before the interpreter exits. Left to interpreter teardown, gloo's
     threads are destroyed while still joinable and a rank can abort ("terminate called without

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from qwqrl.config import TrainerConfig
+from qwqrl.distributed import forget_stale_deepspeed_groups
 
 
 def lr_lambda(cfg: TrainerConfig, total_steps: int):
@@ -101,6 +102,7 @@ class Learner:
         optimizer = torch.optim.AdamW(params, lr=lr or cfg.lr, weight_decay=cfg.weight_decay,
                                       betas=betas, eps=1e-8)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
+        forget_stale_deepspeed_groups()
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler,
             config=deepspeed_config(cfg, bf16))

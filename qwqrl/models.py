@@ -27,6 +27,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Pretr
 from qwqrl import packed_attention
 from qwqrl.chat_template import TEMPLATES
 from qwqrl.config import ModelConfig, RopeScaling, TokenizerConfig, TrainerConfig
+from qwqrl.distributed import forget_stale_deepspeed_groups
 from qwqrl.errors import UserError
 from qwqrl.generation.weights import gathered, is_zero3_partitioned
 
@@ -180,6 +181,7 @@ def reference_model(model: PreTrainedModel, trainer: TrainerConfig) -> torch.nn.
         ref = copy.deepcopy(model)
     ref.requires_grad_(False)
     config = deepspeed_config(trainer, bf16=dtype == torch.bfloat16)
+    forget_stale_deepspeed_groups()
     engine, *_ = deepspeed.initialize(model=ref, config=config)
     engine.eval()
     return engine

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import threading
 import time
 from dataclasses import dataclass
 
@@ -51,8 +52,11 @@ class SandboxClient:
             raise ValueError("SandboxClient: expected at least one replica URL")
         self.replicas = [Replica(u.rstrip("/")) for u in urls]
         self.timeout_s, self.max_retries, self.eject_s = timeout_s, max_retries, eject_s
-        self._http: httpx.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # One HTTP client per thread: an httpx.AsyncClient belongs to the event loop it was made
+        # in, and `evaluate_many` runs an event loop of its own in each calling thread (the
+        # trainer scores groups from several threads at once). Shared, one thread's client was
+        # handed to, or closed under, another's loop, which hung that request to its timeout.
+        self._local = threading.local()
 
     @classmethod
     def from_env(cls, **kwargs: float) -> SandboxClient:
@@ -63,17 +67,19 @@ class SandboxClient:
         return cls(urls, **kwargs)
 
     def _client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._http is None or self._loop is not loop:
+        """This thread's client, made anew when the thread runs a different event loop."""
+        loop, local = asyncio.get_running_loop(), self._local
+        if getattr(local, "http", None) is None or local.loop is not loop:
             limits = httpx.Limits(max_connections=None, max_keepalive_connections=BATCH_CONCURRENCY)
-            self._http = httpx.AsyncClient(timeout=self.timeout_s, limits=limits, trust_env=False)
-            self._loop = loop
-        return self._http
+            local.http = httpx.AsyncClient(timeout=self.timeout_s, limits=limits, trust_env=False)
+            local.loop = loop
+        return local.http
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        """Close this thread's client (other threads' stay open)."""
+        http, self._local.http = getattr(self._local, "http", None), None
+        if http is not None:
+            await http.aclose()
 
     async def _pick(self, avoid: Replica | None) -> Replica:
         """The least-loaded live replica (not `avoid` when another exists). When every replica is

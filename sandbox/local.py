@@ -86,19 +86,25 @@ class LocalSandbox:
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        try:
-            children = psutil.Process(proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            children = []
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        for child in children:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
+        stop_process_tree(proc, STOP_TIMEOUT_S)
+
+
+def stop_process_tree(proc: subprocess.Popen, timeout_s: float) -> None:
+    """SIGTERM `proc`, SIGKILL it after `timeout_s`, then SIGKILL the descendants it had when
+    this began (a server's workers outlive it if it dies first)."""
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
 
 
 def _die_with_parent() -> None:

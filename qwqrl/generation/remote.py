@@ -22,7 +22,7 @@ Versions: the first weights the workers get are version 0; each `sync_weights` s
 workers have loaded it: a worker finishes the generation it is running, then loads the newest
 weights it has before its next one. Every rollout carries `policy_version`, the version that
 generated it. In a training run the trainer's `RolloutCollector` stamps its own count of
-updates over it (API.md); the two agree, since every sync goes through the trainer.
+updates over it (docs/generation.md, "Contract"); the two agree, since every sync goes through the trainer.
 
 Failure: every wait on a worker also watches its process; a worker that died or reported an
 error raises `RemoteWorkerError` naming it, its exit status and its traceback, instead of hanging.

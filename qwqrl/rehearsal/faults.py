@@ -32,6 +32,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from qwqrl.sandbox.local import stop_process_tree
+
 KINDS = ("sandbox", "rm", "node")
 POLL_S = 0.1
 
@@ -161,18 +163,7 @@ class Injector:
             if fault.kind == "sandbox" and fault.done == "restarted":
                 self.record(fault="sandbox", action="final", step=fault.step, **self.counts(fault))
         for proc in self.restarted.values():
-            children: list[psutil.Process] = []
-            with contextlib.suppress(psutil.NoSuchProcess):
-                children = psutil.Process(proc.pid).children(recursive=True)
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            for child in children:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    child.kill()
+            stop_process_tree(proc, 20)
 
 
 def main(argv: list[str] | None = None) -> int:

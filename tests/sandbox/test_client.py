@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -99,6 +100,19 @@ def test_evaluate_many_works_from_a_worker_thread(server: Server) -> None:
     worker.start()
     worker.join(60)
     assert [r["status"] for r in out[0]] == ["OK", "WA"]
+
+
+def test_one_client_serves_several_threads_at_once(server: Server) -> None:
+    """The trainer scores each finished group in a thread pool with one shared client: every
+    thread's `evaluate_many` (an event loop each) must finish, none waiting on a connection of
+    another thread's loop or on a client another thread closed."""
+    client = SandboxClient([server.url], timeout_s=60)
+    batches = [[request(i)[0] for i in range(t, t + 3)] for t in range(0, 60, 3)]
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=4) as pool:  # a thread's client closes as others send
+        results = list(pool.map(client.evaluate_many, batches * 4))
+    assert time.monotonic() - started < 45, "a request waited for its timeout"
+    assert [r["status"] for out in results for r in out] == [request(i)[1] for i in range(60)] * 4
 
 
 def test_from_env_reads_comma_separated_replicas(monkeypatch: pytest.MonkeyPatch) -> None:
