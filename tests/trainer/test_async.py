@@ -107,10 +107,13 @@ def test_no_trained_sample_is_older_than_the_bound(tmp_path: Path, monkeypatch, 
 
 
 def test_learns_one_step_off(tmp_path: Path) -> None:
-    recipe = off_policy_recipe(tmp_path, "off1", steps=12, max_staleness=1)
+    # Which version generates each batch depends on thread timing, so the curve varies run to
+    # run; 20 steps and the mean of the last 6 keep the margin clear of that noise (15 runs,
+    # quiet and loaded: last-6 minus first-3 between 0.19 and 0.48; 12 steps once gave 0.14).
+    recipe = off_policy_recipe(tmp_path, "off1", steps=20, max_staleness=1)
     assert main(["train", str(write(tmp_path, recipe))]) == 0
     r = [row["reward"] for row in metric_rows(tmp_path / "off1")]
-    assert sum(r[-3:]) / 3 > sum(r[:3]) / 3 + 0.15, r
+    assert sum(r[-6:]) / 6 > sum(r[:3]) / 3 + 0.15, r
 
 
 def test_refuses_a_generator_that_runs_the_learners_module(tmp_path: Path, monkeypatch) -> None:
