@@ -1,7 +1,8 @@
 """The demo's stage one (GRPO on math + code) synchronous vs one-step-off (`max_staleness: 1`).
 
 1. Cold start: the demo recipe's SFT stage, once (reused from OUT/cold_start on later runs;
-   pass the `--out` of benchmarks/vllm_vs_hf_stage_one.py to reuse its cold start).
+   pass the `--out` of benchmarks/vllm_vs_hf_stage_one.py to reuse its cold start and its
+   synchronous HF runs, which are this benchmark's k = 0 runs; finished runs are reused).
 2. Stage one twice from that same checkpoint, identical but for
    `algorithm.off_policy.max_staleness` (0, then 1), each in its own process (`qwqrl train`),
    evaluated greedily on the demo's held-out math set before and after the stage.
@@ -25,7 +26,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vllm_vs_hf_stage_one import arguments, cold_start, compare, stage_one  # noqa: E402
+from vllm_vs_hf_stage_one import arguments, backend_run, cold_start, compare, stage_one  # noqa: E402
 
 
 def one_step_off_columns(rows: list[dict]) -> dict:
@@ -37,8 +38,14 @@ def one_step_off_columns(rows: list[dict]) -> dict:
 
 
 def run(args: argparse.Namespace, checkpoint: Path, k: int, seed: int) -> dict:
-    edit = lambda stage: stage["algorithm"].setdefault("off_policy", {}).update(max_staleness=k)  # noqa: E731
-    summary, rows = stage_one(args.out, f"stage1_staleness{k}_seed{seed}", checkpoint, args, seed, edit)
+    """k = 0 is the synchronous HF run of the vLLM benchmark (the same recipe, reused from a
+    shared `--out`); k >= 1 sets `algorithm.off_policy.max_staleness`."""
+    if k == 0:
+        name, edit = backend_run("hf", seed)
+    else:
+        name = f"stage1_staleness{k}_seed{seed}"
+        edit = lambda stage: stage["algorithm"].setdefault("off_policy", {}).update(max_staleness=k)  # noqa: E731
+    summary, rows = stage_one(args.out, name, edit, checkpoint, args, seed)
     return {**summary, **one_step_off_columns(rows)}
 
 

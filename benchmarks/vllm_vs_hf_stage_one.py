@@ -6,7 +6,8 @@
    after the stage (with the run's own engine: vLLM for the vLLM run).
    With `--seeds`, each backend runs once per seed (the recipe's `seed`: data order, sampling):
    one run's final pass rate on 200 problems moves by several points from seed to seed, so the
-   backends are compared on the mean over seeds.
+   backends are compared on the mean over seeds. Runs already finished in OUT with the same
+   recipe are reused, so `--seeds 0 1 2 3 4` after `--seeds 0 1 2` runs only seeds 3 and 4.
 3. Prints, side by side: held-out math pass rate before/after per seed and averaged, the mean
    reward of the first and last 20 steps, wall time, and the difference in the mean final pass
    rate (the issue asks for <= 5 points).
@@ -51,14 +52,23 @@ def base_recipe(out: Path, name: str, math_eval_n: int) -> dict:
 
 
 def train(recipe: dict, out: Path) -> float:
-    path = out / f"{recipe['name']}.yaml"
-    path.write_text(yaml.safe_dump(recipe))
+    """Wall seconds of `qwqrl train` on `recipe`. A finished run of the identical recipe already
+    in `out` is reused (its seconds are kept in `<run>/bench_seconds`), so seeds can be added to
+    a comparison later and both stage-one benchmarks share their synchronous HF runs."""
+    path, done = out / f"{recipe['name']}.yaml", Path(recipe["output_dir"]) / "bench_seconds"
+    text = yaml.safe_dump(recipe)
+    if done.exists() and path.exists() and path.read_text() == text:
+        print(f"{recipe['name']}: reusing the finished run in {done.parent}")
+        return float(done.read_text())
+    path.write_text(text)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "qwqrl", "train", str(path)],
                           env={**os.environ, **ENV}, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode:
         sys.exit(f"{recipe['name']} failed:\n{proc.stderr[-4000:]}")
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    done.write_text(f"{seconds:.1f}\n")
+    return seconds
 
 
 def cold_start(out: Path, math_eval_n: int) -> Path:
@@ -71,8 +81,14 @@ def cold_start(out: Path, math_eval_n: int) -> Path:
     return final
 
 
-def stage_one(out: Path, name: str, checkpoint: Path, args: argparse.Namespace, seed: int,
-              edit: Callable[[dict], None]) -> tuple[dict, list[dict]]:
+def backend_run(backend: str, seed: int) -> tuple[str, Callable[[dict], None]]:
+    """The run name and stage edit of a synchronous stage one on `backend` (the synchronous HF
+    run is also the baseline of benchmarks/async_vs_sync_stage_one.py)."""
+    return f"stage1_{backend}_seed{seed}", lambda stage: stage["generation"].update(backend=backend)
+
+
+def stage_one(out: Path, name: str, edit: Callable[[dict], None], checkpoint: Path,
+              args: argparse.Namespace, seed: int) -> tuple[dict, list[dict]]:
     """Stage one from `checkpoint` as run `name`, `edit` applied to its stage; its summary
     (held-out math before/after, reward of the first and last 20 steps, wall s) and the
     metrics rows of its optimizer steps."""
@@ -135,8 +151,7 @@ def arguments(description: str, out: str) -> argparse.Namespace:
 def main() -> None:
     args = arguments(__doc__.split("\n")[0], "bench-vllm-vs-hf")
     checkpoint = cold_start(args.out, args.math_eval)
-    results = {f"{b} seed {s}": stage_one(args.out, f"stage1_{b}_seed{s}", checkpoint, args, s,
-                                          lambda stage, b=b: stage["generation"].update(backend=b))[0]
+    results = {f"{b} seed {s}": stage_one(args.out, *backend_run(b, s), checkpoint, args, s)[0]
                for s in args.seeds for b in ("hf", "vllm")}
     compare(results, ("hf", "vllm"), args, f"stage one, {args.steps} steps, from {checkpoint}")
 
