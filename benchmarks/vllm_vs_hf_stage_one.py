@@ -61,6 +61,7 @@ def train(recipe: dict, out: Path) -> float:
         print(f"{recipe['name']}: reusing the finished run in {done.parent}")
         return float(done.read_text())
     path.write_text(text)
+    done.unlink(missing_ok=True)  # a rerun stopped half-way must not pass for finished
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "qwqrl", "train", str(path)],
                           env={**os.environ, **ENV}, cwd=ROOT, capture_output=True, text=True)
